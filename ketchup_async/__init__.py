@@ -1,0 +1,73 @@
+"""ketchup-async: the asyncio-native SDK for the Ketchup image API (``google/gempix2``).
+
+One ``KetchupClient`` submits many jobs concurrently; one shared, rate-limited poller watches
+every pending task and resolves each job's future when its task succeeds or fails.
+"""
+
+from __future__ import annotations
+
+from ._client import DEFAULT_BASE_URL, InsecureTransportWarning, KetchupClient
+from ._jobs import Job
+from ._models import (
+    CallbackPayload,
+    GenerateRequest,
+    GenerationResult,
+    ImageResult,
+    Outcome,
+    PollPolicy,
+    RetryPolicy,
+    Task,
+    TaskStatus,
+)
+from ._validate import KNOWN_MODELS, MODEL_GEMINI_FLASH_IMAGE, MODEL_GEMPIX2
+from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ClientClosedError,
+    DownloadError,
+    KetchupError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    TaskFailedError,
+    TaskNotFoundError,
+    ValidationError,
+)
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "KNOWN_MODELS",
+    "MODEL_GEMINI_FLASH_IMAGE",
+    "MODEL_GEMPIX2",
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CallbackPayload",
+    "ClientClosedError",
+    "DownloadError",
+    "GenerateRequest",
+    "GenerationResult",
+    "ImageResult",
+    "InsecureTransportWarning",
+    "Job",
+    "KetchupClient",
+    "KetchupError",
+    "NotFoundError",
+    "Outcome",
+    "PollPolicy",
+    "RateLimitError",
+    "RetryPolicy",
+    "ServerError",
+    "Task",
+    "TaskFailedError",
+    "TaskNotFoundError",
+    "TaskStatus",
+    "ValidationError",
+    "__version__",
+]

@@ -1,0 +1,369 @@
+"""``KetchupClient``: the session manager. Lifecycle and the public methods; thin."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import warnings
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from . import _validate
+from ._batch import generate_many
+from ._converter import structure_submit, structure_task, unstructure_request
+from ._download import DEFAULT_MAX_BYTES, download_image
+from ._http import USER_AGENT, Transport
+from ._jobs import Job
+from ._models import (
+    CallbackPayload,
+    GenerateRequest,
+    GenerationResult,
+    ImageResult,
+    Outcome,
+    PollPolicy,
+    RetryPolicy,
+    Task,
+)
+from ._poller import QUERY_PATH, Poller
+from .errors import ClientClosedError, ServerError, TaskNotFoundError, ValidationError
+
+__all__ = ["DEFAULT_BASE_URL", "InsecureTransportWarning", "KetchupClient"]
+
+logger = logging.getLogger("ketchup_async")
+
+DEFAULT_BASE_URL = "https://api.defapi.org"
+SUBMIT_PATH = "/api/image/gen"
+
+
+class InsecureTransportWarning(UserWarning):
+    """The base URL is plain ``http://`` to a host other than loopback: the key travels in clear."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _mask(key: str) -> str:
+    return f"{key[:3]}…{key[-2:]}" if len(key) > 8 else "…"
+
+
+class KetchupClient:
+    """An async session manager for the Ketchup image API.
+
+    Submits many jobs concurrently and watches every pending task with one shared,
+    rate-limited poller. Use it as ``async with KetchupClient() as client: ...``.
+
+    Args:
+        api_key: The API key; falls back to ``KETCHUP_API_KEY``.
+        base_url: The API root; falls back to ``KETCHUP_BASE_URL``, then the public API.
+        model: The model for requests that name none.
+        polling: The shared poller's schedule and query budget.
+        retry: HTTP retries.
+        max_concurrency: HTTP requests in flight from this client.
+        submit_rate: Submits per second (None: unlimited).
+        timeout: Seconds per HTTP request.
+        session: An ``aiohttp.ClientSession`` to share (not closed by the client).
+        max_images: Reference images allowed per request (the provider documents 4).
+        max_download_bytes: Size cap of one downloaded image.
+
+    Raises:
+        ValidationError: No API key, or a bad argument; nothing is sent.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        model: str = _validate.MODEL_GEMPIX2,
+        polling: PollPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int = 64,
+        submit_rate: float | None = None,
+        timeout: float = 30.0,
+        session: aiohttp.ClientSession | None = None,
+        max_images: int = _validate.DEFAULT_MAX_IMAGES,
+        max_download_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("KETCHUP_API_KEY")
+        if key is None or not key.strip():
+            raise ValidationError(
+                "api_key", "no API key: pass api_key=... or set the KETCHUP_API_KEY variable"
+            )
+        if not isinstance(key, str) or any(c.isspace() or ord(c) < 32 for c in key):
+            raise ValidationError("api_key", "must be a single token without whitespace")
+        url = base_url or os.environ.get("KETCHUP_BASE_URL") or DEFAULT_BASE_URL
+        _validate.check_http_url(url, field="base_url")
+        parts = urlsplit(url)
+        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+            warnings.warn(
+                f"base_url {parts.scheme}://{parts.netloc} is not HTTPS: the API key would be "
+                "sent in clear text",
+                InsecureTransportWarning,
+                stacklevel=2,
+            )
+        _validate.check_model(model)
+        for name, value in (("max_concurrency", max_concurrency), ("max_images", max_images)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValidationError(name, f"must be a non-negative integer, got {value!r}")
+        if max_concurrency < 1:
+            raise ValidationError("max_concurrency", "must be at least 1")
+        if submit_rate is not None and not submit_rate > 0:
+            raise ValidationError("submit_rate", f"must be positive or None, got {submit_rate!r}")
+        if not timeout > 0:
+            raise ValidationError("timeout", f"must be positive, got {timeout!r}")
+        self._api_key = key
+        self.base_url = url.rstrip("/")
+        self.model = model
+        self.polling = polling or PollPolicy()
+        self.retry = retry or RetryPolicy()
+        self.max_concurrency = max_concurrency
+        self.submit_rate = submit_rate
+        self.timeout = timeout
+        self.max_images = max_images
+        self.max_download_bytes = max_download_bytes
+        self._session = session
+        self._owns_session = session is None
+        self._transport: Transport | None = None
+        self._poller: Poller | None = None
+        self._submit_limiter: Any = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<KetchupClient base_url={self.base_url!r} model={self.model!r} "
+            f"api_key={_mask(self._api_key)!r}>"
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> KetchupClient:
+        self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _open(self) -> tuple[Transport, Poller]:
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        if self._transport is None or self._poller is None:
+            if self._session is None:
+                self._session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=self.max_concurrency),
+                    headers={"User-Agent": USER_AGENT},
+                )
+            self._transport = Transport(
+                session=self._session,
+                base_url=self.base_url,
+                api_key=self._api_key,
+                retry=self.retry,
+                timeout=self.timeout,
+                max_concurrency=self.max_concurrency,
+            )
+            self._poller = Poller(self._transport, self.polling)
+            if self.submit_rate is not None:
+                from aiolimiter import AsyncLimiter
+
+                self._submit_limiter = AsyncLimiter(1, 1.0 / self.submit_rate)
+        return self._transport, self._poller
+
+    async def aclose(self) -> None:
+        """Stop the poller, fail pending jobs with ``ClientClosedError``, close our session."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._poller is not None:
+            await self._poller.close()
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+
+    # -- one job ----------------------------------------------------------------------------
+
+    def _request(
+        self,
+        prompt: str,
+        images: Sequence[str],
+        callback_url: str | None,
+        model: str | None,
+    ) -> GenerateRequest:
+        return GenerateRequest(
+            prompt,
+            model=model,
+            images=tuple(images),
+            callback_url=callback_url,
+            max_images=self.max_images,
+        )
+
+    async def submit(
+        self,
+        prompt: str,
+        *,
+        images: Sequence[str] = (),
+        callback_url: str | None = None,
+        model: str | None = None,
+    ) -> Job:
+        """Submit one generation and return its ``Job`` (await it for the result).
+
+        Raises:
+            ValidationError: Bad input; nothing was sent.
+            APIError: The API refused the submit.
+            APIConnectionError: No answer; see ``may_have_been_processed``.
+        """
+        return await self.submit_request(self._request(prompt, images, callback_url, model))
+
+    async def submit_request(self, request: GenerateRequest) -> Job:
+        """Submit a prepared ``GenerateRequest`` and return its ``Job``."""
+        if not isinstance(request, GenerateRequest):
+            raise ValidationError(
+                "request", f"must be a GenerateRequest, got {type(request).__name__}"
+            )
+        if len(request.images) > self.max_images:
+            raise ValidationError(
+                "images",
+                f"has {len(request.images)} reference images; this client allows {self.max_images}",
+            )
+        transport, poller = self._open()
+        if self._submit_limiter is not None:
+            await self._submit_limiter.acquire()
+        body = unstructure_request(request, default_model=self.model)
+        data = await transport.request("POST", SUBMIT_PATH, json_body=body, idempotent=False)
+        try:
+            task_id = structure_submit(data)
+        except ValidationError as exc:
+            raise ServerError(
+                f"submit response has no usable task id ({exc})", status_code=200
+            ) from None
+        logger.debug("submitted task %s", task_id)
+        return poller.add(task_id, request, has_callback=request.callback_url is not None)
+
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        images: Sequence[str] = (),
+        callback_url: str | None = None,
+        model: str | None = None,
+        timeout: float | None = None,
+    ) -> GenerationResult:
+        """Submit one generation and wait for its result (at most ``timeout`` seconds)."""
+        job = await self.submit(prompt, images=images, callback_url=callback_url, model=model)
+        return await job.wait(timeout)
+
+    async def query(self, task_id: str) -> Task:
+        """Query one task once (no tracking).
+
+        Raises:
+            TaskNotFoundError: The API does not know the task.
+        """
+        _validate.check_task_id(task_id)
+        transport, _ = self._open()
+        data = await transport.request(
+            "GET",
+            QUERY_PATH,
+            params={"task_id": task_id},
+            idempotent=True,
+            not_found=TaskNotFoundError,
+        )
+        try:
+            return structure_task(data)
+        except ValidationError as exc:
+            raise ServerError(f"malformed query response: {exc}", status_code=200) from None
+
+    def track(
+        self,
+        task_id: str,
+        *,
+        request: GenerateRequest | None = None,
+        has_callback: bool = False,
+    ) -> Job:
+        """Attach the shared poller to an existing task (to resume after a crash).
+
+        The task is queried soon; its render time is not used to learn the schedule.
+        """
+        _validate.check_task_id(task_id)
+        _, poller = self._open()
+        return poller.add(task_id, request, has_callback=has_callback, learn=False)
+
+    def deliver(self, payload: CallbackPayload, *, verify: bool = False) -> bool:
+        """Resolve a tracked job from a webhook payload now.
+
+        Duplicates and unknown task ids are harmless. A callback that arrives before its
+        submit returned is kept and applied when the job appears.
+
+        Args:
+            payload: The parsed callback (see ``ketchup_async.webhooks.parse_callback``).
+            verify: Don't trust the payload: re-query the task (within the budget) instead.
+
+        Returns:
+            True if it matched a pending job.
+        """
+        if not isinstance(payload, CallbackPayload):
+            raise ValidationError(
+                "payload", f"must be a CallbackPayload, got {type(payload).__name__}"
+            )
+        _, poller = self._open()
+        return poller.deliver(payload, verify=verify)
+
+    def pending(self) -> int:
+        """How many jobs the poller is watching."""
+        return 0 if self._poller is None else len(self._poller)
+
+    @property
+    def queries_sent(self) -> int:
+        """How many task queries the shared poller has sent."""
+        return 0 if self._poller is None else self._poller.queries
+
+    # -- many jobs and files ----------------------------------------------------------------
+
+    def generate_many(
+        self,
+        inputs: Iterable[str | GenerateRequest] | AsyncIterable[str | GenerateRequest],
+        *,
+        concurrency: int = 256,
+    ) -> AsyncIterator[Outcome]:
+        """Generate an image per input, yielding an ``Outcome`` per input as each completes.
+
+        Inputs (prompts or ``GenerateRequest`` objects, from a list, an iterator or an async
+        iterator) are read lazily; at most ``concurrency`` jobs are in flight. A failed submit
+        or task is an ``Outcome`` with ``error``; the iteration itself does not raise for it.
+        Breaking out of the loop stops submitting and stops tracking what is in flight.
+        """
+        self._open()
+        return generate_many(self, inputs, concurrency=concurrency)
+
+    async def download(
+        self, image: ImageResult | str, dest: str | os.PathLike[str], *, overwrite: bool = True
+    ) -> Path:
+        """Download (or decode) one result image to ``dest``; return the path written.
+
+        URLs are fetched with the SDK's User-Agent and without the API key, streamed to a
+        temporary file and renamed into place; ``dest`` without a suffix gets one from the
+        content type. Capped at ``max_download_bytes``.
+        """
+        transport, _ = self._open()
+        return await download_image(
+            transport.session,
+            image if isinstance(image, ImageResult) else ImageResult(image),
+            Path(dest),
+            max_bytes=self.max_download_bytes,
+            retry=self.retry,
+            timeout=self.timeout,
+            overwrite=overwrite,
+        )

@@ -1,0 +1,162 @@
+"""The one cattrs converter: API payloads in and out of the models.
+
+Responses are parsed tolerantly (unknown keys ignored, optional keys may be missing or null),
+but a missing or unknown ``status`` is an error, never a guess. Every structural problem is a
+``ValidationError`` naming the field; callers decide what it means (a malformed API response is
+a ``ServerError``; a malformed webhook body is a 400).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+import cattrs
+
+from ._models import CallbackPayload, GenerateRequest, ImageResult, Task, TaskStatus
+from .errors import ValidationError
+
+__all__ = [
+    "converter",
+    "request_from_dict",
+    "structure_callback",
+    "structure_submit",
+    "structure_task",
+    "unstructure_request",
+]
+
+T = TypeVar("T", Task, CallbackPayload)
+
+converter = cattrs.Converter()
+
+
+def _decimal(value: object, _: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValidationError("consumed", f"must be a decimal string, got {type(value).__name__}")
+    try:
+        result = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValidationError("consumed", f"is not a decimal number: {value!r}") from None
+    if not result.is_finite():
+        raise ValidationError("consumed", f"is not a finite number: {value!r}")
+    return result
+
+
+def _status(value: object, _: object) -> TaskStatus:
+    if not isinstance(value, str):
+        raise ValidationError("status", f"must be a string, got {type(value).__name__}")
+    try:
+        return TaskStatus(value)
+    except ValueError:
+        raise ValidationError("status", f"unknown task status {value!r}") from None
+
+
+def _image(value: object, _: object) -> ImageResult:
+    if not isinstance(value, Mapping):
+        raise ValidationError("result", f"items must be objects, got {type(value).__name__}")
+    image = value.get("image")
+    if not isinstance(image, str) or not image:
+        raise ValidationError("result", "item has no 'image' string")
+    return ImageResult(image)
+
+
+def _images(value: object, _: object) -> tuple[ImageResult, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ValidationError("result", f"must be a list or null, got {type(value).__name__}")
+    return tuple(_image(item, ImageResult) for item in value)
+
+
+converter.register_structure_hook(Decimal, _decimal)
+converter.register_structure_hook(TaskStatus, _status)
+converter.register_structure_hook(ImageResult, _image)
+
+
+def _task_like(data: object, cls: type[T]) -> T:
+    if not isinstance(data, Mapping):
+        raise ValidationError("data", f"must be an object, got {type(data).__name__}")
+    task_id = data.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        raise ValidationError("task_id", "is missing or not a string")
+    if "status" not in data:
+        raise ValidationError("status", "is missing")
+    status = _status(data["status"], TaskStatus)
+    consumed_raw = data.get("consumed")
+    consumed = None if consumed_raw is None else _decimal(consumed_raw, Decimal)
+    reason_obj = data.get("status_reason")
+    reason: str | None = None
+    if isinstance(reason_obj, Mapping):
+        message = reason_obj.get("message")
+        reason = message if isinstance(message, str) else None
+    elif isinstance(reason_obj, str):
+        reason = reason_obj
+    images = _images(data.get("result"), tuple) if status is TaskStatus.SUCCESS else ()
+    return cls(task_id=task_id, status=status, images=images, consumed=consumed, reason=reason)
+
+
+converter.register_structure_hook(Task, _task_like)
+converter.register_structure_hook(CallbackPayload, _task_like)
+
+
+def _unstructure_request(request: GenerateRequest) -> dict[str, Any]:
+    payload: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+    if request.images:
+        payload["images"] = list(request.images)
+    if request.callback_url is not None:
+        payload["callback_url"] = request.callback_url
+    return payload
+
+
+converter.register_unstructure_hook(GenerateRequest, _unstructure_request)
+
+
+def structure_task(data: object) -> Task:
+    """Build a ``Task`` from a query response's ``data`` object."""
+    return converter.structure(data, Task)
+
+
+def structure_callback(data: object) -> CallbackPayload:
+    """Build a ``CallbackPayload`` from a webhook body's decoded JSON."""
+    payload = converter.structure(data, CallbackPayload)
+    if not payload.status.is_final:
+        raise ValidationError(
+            "status", f"a callback must carry a final status, got {payload.status}"
+        )
+    return payload
+
+
+def structure_submit(data: object) -> str:
+    """Return the task id from a submit response's ``data`` object."""
+    if not isinstance(data, Mapping):
+        raise ValidationError("data", f"must be an object, got {type(data).__name__}")
+    task_id = data.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        raise ValidationError("task_id", "is missing or not a string")
+    return task_id
+
+
+def unstructure_request(request: GenerateRequest, *, default_model: str) -> dict[str, Any]:
+    """Return the JSON body of ``POST /api/image/gen`` for ``request``."""
+    payload: dict[str, Any] = converter.unstructure(request)
+    if payload["model"] is None:
+        payload["model"] = default_model
+    return payload
+
+
+def request_from_dict(data: object, *, max_images: int | None = None) -> GenerateRequest:
+    """Build (and validate) a ``GenerateRequest`` from a JSON object such as a JSONL line."""
+    if not isinstance(data, Mapping):
+        raise ValidationError("request", f"must be an object, got {type(data).__name__}")
+    if "prompt" not in data:
+        raise ValidationError("prompt", "is required")
+    kwargs: dict[str, Any] = {
+        "prompt": data["prompt"],
+        "model": data.get("model"),
+        "images": data.get("images") or (),
+        "callback_url": data.get("callback_url"),
+    }
+    if max_images is not None:
+        kwargs["max_images"] = max_images
+    return GenerateRequest(**kwargs)

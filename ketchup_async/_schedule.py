@@ -1,0 +1,216 @@
+"""When to poll what: pure logic, no I/O. Every method takes ``now`` from the caller's clock.
+
+- ``DurationModel`` learns this client's render times online (a log-normal fit).
+- ``Schedule`` turns it and the ``PollPolicy`` into due times: the first query near the
+  expected completion, then geometric back-off to ``max_interval``, never two queries of one
+  task within ``min_interval``; jobs with a callback get a late, rare safety net.
+- ``PollQueue`` is the one min-heap of ``(due, seq, item)``: the most overdue item comes first.
+- ``RateController`` lowers the query rate on 429 and recovers it slowly.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Callable
+from statistics import NormalDist
+from typing import Generic, TypeVar
+
+from ._models import PollPolicy
+
+__all__ = ["DurationModel", "PollQueue", "RateController", "Schedule"]
+
+T = TypeVar("T")
+
+_NORMAL = NormalDist()
+
+
+class DurationModel:
+    """An online log-normal fit of render times (seconds), seeded by a prior.
+
+    Uses an exponentially weighted mean and variance of ``log(duration)`` so it follows drift;
+    the prior counts as ``prior_weight`` observations.
+    """
+
+    __slots__ = ("_mean", "_var", "_weight", "count", "max_weight")
+
+    def __init__(
+        self,
+        prior_median: float,
+        *,
+        prior_sigma: float = 0.5,
+        prior_weight: float = 4.0,
+        max_weight: float = 500.0,
+    ) -> None:
+        self._mean = math.log(prior_median)
+        self._var = prior_sigma**2
+        self._weight = prior_weight
+        self.max_weight = max_weight
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        """Learn from one finished job's render time."""
+        if not (seconds > 0 and math.isfinite(seconds)):
+            return
+        self.count += 1
+        self._weight = min(self._weight + 1.0, self.max_weight)
+        alpha = 1.0 / self._weight
+        delta = math.log(seconds) - self._mean
+        self._mean += alpha * delta
+        self._var = (1.0 - alpha) * (self._var + alpha * delta * delta)
+
+    @property
+    def median(self) -> float:
+        """The fitted median render time."""
+        return math.exp(self._mean)
+
+    @property
+    def sigma(self) -> float:
+        """The fitted log-scale spread (floored so a uniform history cannot collapse it)."""
+        return max(math.sqrt(self._var), 0.05)
+
+    def quantile(self, q: float) -> float:
+        """The render time below which a fraction ``q`` of jobs finish."""
+        return math.exp(self._mean + self.sigma * _NORMAL.inv_cdf(q))
+
+
+class Schedule:
+    """Due times for one client's jobs under a ``PollPolicy``."""
+
+    __slots__ = ("_first_offset", "_first_offset_count", "model", "policy")
+
+    def __init__(self, policy: PollPolicy, model: DurationModel | None = None) -> None:
+        self.policy = policy
+        self.model = model or DurationModel(policy.expected_duration)
+        self._first_offset = 0.0
+        self._first_offset_count = -1
+
+    def _first_poll_offset(self) -> float:
+        # Cached per learning step: this runs once per submitted job.
+        if self._first_offset_count != self.model.count:
+            self._first_offset = self.model.quantile(self.policy.first_poll_quantile)
+            self._first_offset_count = self.model.count
+        return self._first_offset
+
+    def first_due(self, submitted_at: float, *, has_callback: bool = False) -> float:
+        """When to query a job submitted at ``submitted_at`` for the first time."""
+        if has_callback:
+            return submitted_at + self.model.quantile(0.99) + self.policy.callback_grace
+        return submitted_at + max(self.policy.min_interval, self._first_poll_offset())
+
+    def next_due(self, now: float, polls: int, *, has_callback: bool = False) -> float:
+        """When to query again a job still running after its ``polls``-th query (at ``now``)."""
+        policy = self.policy
+        if has_callback:
+            return now + policy.max_interval * policy.backoff ** min(polls, 32)
+        interval = policy.min_interval * policy.backoff ** min(polls - 1, 64)
+        return now + min(policy.max_interval, max(policy.min_interval, interval))
+
+    def retry_due(self, now: float, errors: int) -> float:
+        """When to query again after ``errors`` consecutive transient errors for one job."""
+        policy = self.policy
+        interval = policy.min_interval * 2.0 ** min(errors - 1, 32)
+        return now + min(policy.max_interval, max(policy.min_interval, interval))
+
+    def floor(self, last_poll: float | None, due: float) -> float:
+        """``due``, moved later if needed so the task is never queried within ``min_interval``."""
+        if last_poll is None:
+            return due
+        return max(due, last_poll + self.policy.min_interval)
+
+
+class PollQueue(Generic[T]):
+    """A min-heap of ``(due, seq, item)`` with lazy deletion.
+
+    An entry is live while ``is_live(item, due)`` says so; stale entries (rescheduled or
+    finished items) are dropped when they reach the top.
+    """
+
+    __slots__ = ("_counter", "_heap", "_is_live")
+
+    def __init__(self, is_live: Callable[[T, float], bool]) -> None:
+        self._heap: list[tuple[float, int, T]] = []
+        self._counter = itertools.count()
+        self._is_live = is_live
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, due: float, item: T) -> None:
+        """Schedule ``item`` at ``due``."""
+        heapq.heappush(self._heap, (due, next(self._counter), item))
+
+    def _drop_stale(self) -> None:
+        heap = self._heap
+        while heap and not self._is_live(heap[0][2], heap[0][0]):
+            heapq.heappop(heap)
+
+    def next_due(self) -> float | None:
+        """The earliest live due time, or None when empty."""
+        self._drop_stale()
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: float) -> T | None:
+        """Remove and return the most overdue live item due at ``now``, or None."""
+        self._drop_stale()
+        if self._heap and self._heap[0][0] <= now:
+            return heapq.heappop(self._heap)[2]
+        return None
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        self._heap.clear()
+
+
+class RateController:
+    """Additive-increase, multiplicative-decrease control of the query rate.
+
+    A 429 halves the rate (down to ``floor_fraction`` of the budget) and pauses everything for
+    the server's ``Retry-After``; every quiet ``recovery_period`` the rate grows by
+    ``recovery_step`` of the budget until it is back at the budget.
+    """
+
+    __slots__ = (
+        "_last_change",
+        "budget",
+        "floor_fraction",
+        "paused_until",
+        "rate",
+        "recovery_period",
+        "recovery_step",
+    )
+
+    def __init__(
+        self,
+        budget: float,
+        *,
+        floor_fraction: float = 0.05,
+        recovery_period: float = 5.0,
+        recovery_step: float = 0.1,
+    ) -> None:
+        self.budget = budget
+        self.rate = budget
+        self.floor_fraction = floor_fraction
+        self.recovery_period = recovery_period
+        self.recovery_step = recovery_step
+        self.paused_until = -math.inf
+        self._last_change = -math.inf
+
+    def on_rate_limited(self, now: float, retry_after: float) -> None:
+        """A query was answered 429: pause for ``retry_after`` seconds and halve the rate."""
+        self.paused_until = max(self.paused_until, now + retry_after)
+        # One storm of 429s from queries already in flight counts as one signal.
+        if now - self._last_change >= retry_after or self.rate >= self.budget:
+            self.rate = max(self.budget * self.floor_fraction, self.rate / 2.0)
+        self._last_change = now
+
+    def current_rate(self, now: float) -> float:
+        """The rate allowed at ``now``, after any recovery earned since the last change."""
+        if self.rate < self.budget:
+            quiet = now - max(self._last_change, self.paused_until)
+            if quiet >= self.recovery_period:
+                steps = int(quiet // self.recovery_period)
+                self.rate = min(self.budget, self.rate + steps * self.recovery_step * self.budget)
+                self._last_change = now
+        return self.rate

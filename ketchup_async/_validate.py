@@ -1,0 +1,129 @@
+"""Local validation of user input: pure functions that raise ``ValidationError``.
+
+Everything here runs before a request is built, so a bad input never costs a request.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from base64 import b64decode
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from .errors import ValidationError
+
+#: The models the provider documents. Other names are allowed (the API may add models).
+MODEL_GEMPIX2 = "google/gempix2"
+MODEL_GEMINI_FLASH_IMAGE = "google/gemini-2.5-flash-image"
+KNOWN_MODELS = (MODEL_GEMPIX2, MODEL_GEMINI_FLASH_IMAGE)
+
+#: The provider's table says "max 4" reference images (its prose says five): 4 by default.
+DEFAULT_MAX_IMAGES = 4
+#: Longest prompt accepted locally (characters); the API documents none, this stops accidents.
+MAX_PROMPT_CHARS = 100_000
+#: Longest reference data URI accepted locally (characters of the whole URI).
+MAX_DATA_URI_CHARS = 16 * 1024 * 1024
+#: Longest URL accepted (characters).
+MAX_URL_CHARS = 8192
+
+_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+_DATA_URI = re.compile(r"data:image/([a-z0-9.+-]+);base64,", re.IGNORECASE)
+
+
+def check_prompt(value: object, *, field: str = "prompt") -> str:
+    """Return the prompt, or raise if it is not a non-blank string of sane length."""
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise ValidationError(field, "must not be empty or only whitespace")
+    if len(value) > MAX_PROMPT_CHARS:
+        raise ValidationError(
+            field, f"is {len(value):,} characters long; the limit is {MAX_PROMPT_CHARS:,}"
+        )
+    if "\x00" in value:
+        raise ValidationError(field, "must not contain NUL characters")
+    return value
+
+
+def check_model(value: object, *, field: str = "model") -> str:
+    """Return the model name, or raise if it is not a non-empty string."""
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise ValidationError(field, "must not be empty")
+    if value != value.strip() or any(c.isspace() for c in value):
+        raise ValidationError(field, f"must not contain whitespace, got {value!r}")
+    return value
+
+
+def check_http_url(value: object, *, field: str) -> str:
+    """Return an absolute ``http(s)`` URL with a host, or raise naming ``field``."""
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string URL, got {type(value).__name__}")
+    if len(value) > MAX_URL_CHARS:
+        raise ValidationError(field, f"URL is longer than {MAX_URL_CHARS} characters")
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        raise ValidationError(field, "URL must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ValidationError(field, f"is not a valid URL: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        shown = parts.scheme or "none"
+        raise ValidationError(field, f"must be an absolute http(s) URL (scheme was {shown!r})")
+    if not parts.hostname:
+        raise ValidationError(field, "must be an absolute http(s) URL with a host")
+    return value
+
+
+def check_data_uri(value: str, *, field: str, max_chars: int = MAX_DATA_URI_CHARS) -> str:
+    """Return a ``data:image/...;base64,`` URI whose payload is valid base64, or raise."""
+    match = _DATA_URI.match(value)
+    if match is None:
+        raise ValidationError(field, "data URI must look like data:image/<type>;base64,<data>")
+    if len(value) > max_chars:
+        raise ValidationError(
+            field, f"data URI is {len(value):,} characters; the limit is {max_chars:,}"
+        )
+    payload = value[match.end() :]
+    if not payload:
+        raise ValidationError(field, "data URI has no image data")
+    try:
+        b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError(field, "data URI payload is not valid base64") from None
+    return value
+
+
+def check_image_ref(value: object, *, field: str) -> str:
+    """Return a reference image (an http(s) URL or an image data URI), or raise."""
+    if isinstance(value, str) and value[:5].lower() == "data:":
+        return check_data_uri(value, field=field)
+    return check_http_url(value, field=field)
+
+
+def check_images(value: object, *, max_images: int, field: str = "images") -> tuple[str, ...]:
+    """Return the reference images as a tuple, or raise on a bad list or a bad item."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ValidationError(field, f"must be a list of image URLs, got {type(value).__name__}")
+    items = tuple(value)
+    if len(items) > max_images:
+        raise ValidationError(
+            field, f"has {len(items)} reference images; at most {max_images} are allowed"
+        )
+    return tuple(check_image_ref(item, field=f"{field}[{i}]") for i, item in enumerate(items))
+
+
+def check_task_id(value: object, *, field: str = "task_id") -> str:
+    """Return a task id made of safe characters, or raise (no path or query characters)."""
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, got {type(value).__name__}")
+    if not _TASK_ID.fullmatch(value):
+        raise ValidationError(
+            field,
+            "must be 1-128 characters of letters, digits, '-' or '_' "
+            f"(got {value[:40]!r}{'...' if len(value) > 40 else ''})",
+        )
+    return value

@@ -1,0 +1,173 @@
+"""The one error tree of ketchup-async.
+
+```
+KetchupError
+├── ValidationError (also ValueError)  - bad input caught locally; no request was sent
+├── APIError(status_code, code, message, detail, request_id)
+│   ├── BadRequestError 400
+│   ├── AuthenticationError 401
+│   ├── NotFoundError 404
+│   │   └── TaskNotFoundError
+│   ├── RateLimitError 429
+│   └── ServerError 5xx (also an HTML page from a proxy)
+├── APIConnectionError(may_have_been_processed: bool)
+│   └── APITimeoutError
+├── TaskFailedError(task_id, reason)   - the task reached `failed`
+├── ClientClosedError                  - the client closed while the job was pending
+└── DownloadError(status_code)         - a result image could not be fetched or decoded
+```
+
+Every error carries its context as attributes; none of them ever contains the API key.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientClosedError",
+    "DownloadError",
+    "KetchupError",
+    "NotFoundError",
+    "RateLimitError",
+    "ServerError",
+    "TaskFailedError",
+    "TaskNotFoundError",
+    "ValidationError",
+]
+
+
+class KetchupError(Exception):
+    """Base class of every error raised by ketchup-async."""
+
+
+class ValidationError(KetchupError, ValueError):
+    """Bad input caught locally, before any request was sent.
+
+    Attributes:
+        field: The name of the offending field (for example ``"prompt"`` or ``"images[2]"``).
+        problem: What is wrong with it.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class APIError(KetchupError):
+    """The API answered with an error status.
+
+    Attributes:
+        status_code: The HTTP status code.
+        code: The envelope's ``code`` field, when the body was the API's JSON.
+        message: The envelope's ``message`` (or a short description of a non-JSON body).
+        detail: The envelope's ``detail`` field, when present.
+        request_id: The server's request id header, when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        code: int | None = None,
+        detail: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.detail = detail
+        self.request_id = request_id
+        text = f"HTTP {status_code}: {message}"
+        if detail:
+            text += f" ({detail})"
+        if request_id:
+            text += f" [request id {request_id}]"
+        super().__init__(text)
+
+
+class BadRequestError(APIError):
+    """400: the API refused the request's parameters."""
+
+
+class AuthenticationError(APIError):
+    """401: the API key is missing, invalid, expired or revoked."""
+
+
+class NotFoundError(APIError):
+    """404: the task or endpoint does not exist."""
+
+
+class TaskNotFoundError(NotFoundError):
+    """404 for a task id: the API does not know this task (long enough after submit)."""
+
+
+class RateLimitError(APIError):
+    """429: too many requests; ``retry_after`` holds the server's advice in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class ServerError(APIError):
+    """5xx, or a body that is not the API's JSON (for example a proxy's HTML page)."""
+
+
+class APIConnectionError(KetchupError):
+    """The request did not get an HTTP answer.
+
+    Attributes:
+        may_have_been_processed: True when the request may have reached the server (a submit
+            that may have been charged); False when it provably never left this machine.
+    """
+
+    def __init__(self, message: str, *, may_have_been_processed: bool) -> None:
+        self.may_have_been_processed = may_have_been_processed
+        suffix = (
+            " (the request may have been processed by the server)"
+            if may_have_been_processed
+            else " (the request was not sent)"
+        )
+        super().__init__(message + suffix)
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out."""
+
+
+class TaskFailedError(KetchupError):
+    """The task reached the ``failed`` status.
+
+    Attributes:
+        task_id: The task that failed.
+        reason: The server's ``status_reason.message``, if any.
+        consumed: Credits consumed by the task, if the server said.
+    """
+
+    def __init__(self, task_id: str, reason: str | None, consumed: object = None) -> None:
+        self.task_id = task_id
+        self.reason = reason
+        self.consumed = consumed
+        super().__init__(f"task {task_id} failed: {reason or 'no reason given'}")
+
+
+class ClientClosedError(KetchupError):
+    """The client was closed while the job was still pending."""
+
+
+class DownloadError(KetchupError):
+    """A result image could not be downloaded or decoded (refused, too large, not an image).
+
+    Attributes:
+        status_code: The image host's HTTP status, when it answered with an error.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        self.status_code = status_code
+        super().__init__(message)
