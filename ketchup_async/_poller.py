@@ -25,6 +25,7 @@ from ._models import (
     GenerationResult,
     ImageResult,
     PollPolicy,
+    Task,
     TaskStatus,
 )
 from ._schedule import PollQueue, RateController, Schedule
@@ -209,24 +210,32 @@ class Poller:
             self._limiter_rate = rate
         await self._limiter.acquire()
 
+    async def _query(self, job: Job) -> Task:
+        try:
+            data = await self._transport.request(
+                "GET",
+                QUERY_PATH,
+                params={"task_id": job.task_id},
+                idempotent=True,
+                retries=False,
+                not_found=TaskNotFoundError,
+            )
+        finally:
+            # The floor counts from the answer, so the server never sees two queries of one
+            # task closer than min_interval, whatever the network latency.
+            job.last_poll = self._loop.time()
+        task = structure_task(data)
+        if task.task_id != job.task_id:
+            raise ValidationError("task_id", f"response is for {task.task_id!r}")
+        return task
+
     async def _poll(self, job: Job) -> None:
         loop = self._loop
         try:
-            job.last_poll = loop.time()
             job.polls += 1
             self.queries += 1
             try:
-                data = await self._transport.request(
-                    "GET",
-                    QUERY_PATH,
-                    params={"task_id": job.task_id},
-                    idempotent=True,
-                    retries=False,
-                    not_found=TaskNotFoundError,
-                )
-                task = structure_task(data)
-                if task.task_id != job.task_id:
-                    raise ValidationError("task_id", f"response is for {task.task_id!r}")
+                task = await self._query(job)
             except RateLimitError as exc:
                 retry_after = (
                     exc.retry_after if exc.retry_after is not None else self.policy.min_interval

@@ -1,0 +1,18 @@
+"""Test doubles for the Ketchup API: an in-process fake server with fault injection.
+
+Example::
+
+    from ketchup_async.testing import FakeKetchupServer, Faults
+
+    async with FakeKetchupServer(api_keys=("dk-test",), time_scale=0.01) as server:
+        ...  # point a client at server.base_url
+"""
+
+from __future__ import annotations
+
+from ._png import make_png
+from ._server import FakeKetchupServer
+from ._state import FakeTask, Faults
+from ._stats import FakeStats
+
+__all__ = ["FakeKetchupServer", "FakeStats", "FakeTask", "Faults", "make_png"]

@@ -1,0 +1,147 @@
+"""Process mode: run ``FakeKetchupServer`` until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+
+from ._server import FakeKetchupServer
+from ._state import Faults
+
+__all__ = ["add_arguments", "build_server", "run"]
+
+DEFAULT_API_KEY = "dk-test"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the fake server's flags to ``parser``."""
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
+    add("--port", type=int, default=8787, help="API port, 0 = any free (default: %(default)s)")
+    add("--cdn-port", type=int, default=0, help="image CDN port, 0 = any free (default: 0)")
+    add(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
+        help=f"accepted API key, repeatable (default: {DEFAULT_API_KEY})",
+    )
+    add("--render-time", type=float, default=8.0, help="median render time, API seconds")
+    add("--render-sigma", type=float, default=0.5, help="log-normal sigma of render time")
+    add("--time-scale", type=float, default=1.0, help="real seconds per API second")
+    add("--failure-rate", type=float, default=0.0, help="probability a task fails")
+    add("--seed", type=int, default=0, help="RNG seed")
+    add("--result-mode", choices=("url", "data_uri"), default="url", help="result image form")
+    add("--images-per-task", type=int, default=1, help="images per successful task")
+    add("--visibility-delay", type=float, default=0.0, help="API seconds of 404 after submit")
+    add("--query-rate-limit", type=float, default=None, help="queries per API second")
+    add("--submit-rate-limit", type=float, default=None, help="submits per API second")
+    add("--retry-after", type=float, default=1.0, help="Retry-After on 429, API seconds")
+    add("--callback-drop-rate", type=float, default=0.0, help="probability a callback is lost")
+    add("--callback-duplicate-rate", type=float, default=0.0, help="probability of 2 callbacks")
+    add("--callback-delay", type=float, default=0.0, help="API seconds before a callback")
+    add("--error-500-rate", type=float, default=0.0, help="probability of a 500 answer")
+    add("--html-502-rate", type=float, default=0.0, help="probability of an HTML 502 answer")
+    add("--reset-rate", type=float, default=0.0, help="probability of a connection reset")
+    add(
+        "--reset-after-accept-rate",
+        type=float,
+        default=0.0,
+        help="probability a submit creates the task, then resets the connection",
+    )
+    add("--latency", type=float, default=0.0, help="REAL seconds added to API answers")
+    add("--latency-rate", type=float, default=1.0, help="probability --latency applies")
+    add("--extra-fields", action="store_true", help="add unknown keys to JSON responses")
+    add("--omit-consumed", action="store_true", help="leave `consumed` out of query answers")
+    add(
+        "--no-cdn-user-agent-check",
+        dest="cdn_require_user_agent",
+        action="store_false",
+        help="let the CDN serve clients without a proper User-Agent",
+    )
+
+
+def build_server(args: argparse.Namespace) -> FakeKetchupServer:
+    """Create (not start) a server configured from parsed ``args``.
+
+    Raises:
+        ValueError: If a value is out of range.
+    """
+    latency = args.latency_rate if args.latency > 0 else 0.0
+    query_faults = Faults(
+        error_500=args.error_500_rate,
+        html_502=args.html_502_rate,
+        reset=args.reset_rate,
+        latency=latency,
+        latency_seconds=args.latency,
+    )
+    submit_faults = Faults(
+        error_500=args.error_500_rate,
+        html_502=args.html_502_rate,
+        reset=args.reset_rate,
+        reset_after_accept=args.reset_after_accept_rate,
+        latency=latency,
+        latency_seconds=args.latency,
+    )
+    return FakeKetchupServer(
+        api_keys=args.api_keys or (DEFAULT_API_KEY,),
+        render_time=args.render_time,
+        render_sigma=args.render_sigma,
+        time_scale=args.time_scale,
+        failure_rate=args.failure_rate,
+        seed=args.seed,
+        result_mode=args.result_mode,
+        images_per_task=args.images_per_task,
+        visibility_delay=args.visibility_delay,
+        query_rate_limit=args.query_rate_limit,
+        submit_rate_limit=args.submit_rate_limit,
+        retry_after=args.retry_after,
+        submit_faults=submit_faults,
+        query_faults=query_faults,
+        callback_drop_rate=args.callback_drop_rate,
+        callback_duplicate_rate=args.callback_duplicate_rate,
+        callback_delay=args.callback_delay,
+        cdn_require_user_agent=args.cdn_require_user_agent,
+        extra_fields=args.extra_fields,
+        omit_consumed=args.omit_consumed,
+        host=args.host,
+        port=args.port,
+        cdn_port=args.cdn_port,
+    )
+
+
+async def _serve(server: FakeKetchupServer) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        with contextlib.suppress(NotImplementedError):  # Windows
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        async with server:
+            print(f"fake server listening on {server.base_url} (cdn {server.cdn_url})", flush=True)
+            await stop.wait()
+    finally:
+        for sig in signals:
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(sig)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM; return the process exit code (0 on a clean stop)."""
+    try:
+        server = build_server(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(server))
+    except OSError as exc:
+        print(f"error: cannot start fake server: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # pragma: no cover - signal arrived before handlers were set
+        return 0
+    return 0

@@ -1,0 +1,69 @@
+"""The public surface of ``ketchup_async``."""
+
+from __future__ import annotations
+
+import ketchup_async
+from ketchup_async import errors
+
+EXPECTED = {
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CallbackPayload",
+    "ClientClosedError",
+    "DEFAULT_BASE_URL",
+    "DownloadError",
+    "GenerateRequest",
+    "GenerationResult",
+    "ImageResult",
+    "InsecureTransportWarning",
+    "Job",
+    "KNOWN_MODELS",
+    "KetchupClient",
+    "KetchupError",
+    "MODEL_GEMINI_FLASH_IMAGE",
+    "MODEL_GEMPIX2",
+    "NotFoundError",
+    "Outcome",
+    "PollPolicy",
+    "RateLimitError",
+    "RetryPolicy",
+    "ServerError",
+    "Task",
+    "TaskFailedError",
+    "TaskNotFoundError",
+    "TaskStatus",
+    "ValidationError",
+    "__version__",
+}
+
+
+def test_exported_names_are_exactly_the_contract() -> None:
+    """``__all__`` lists exactly the names we mean to export."""
+    assert set(ketchup_async.__all__) == EXPECTED
+
+
+def test_all_is_sorted_and_importable() -> None:
+    """``__all__`` is sorted and every name in it exists."""
+    assert ketchup_async.__all__ == sorted(ketchup_async.__all__)
+    for name in ketchup_async.__all__:
+        assert hasattr(ketchup_async, name), name
+
+
+def test_every_error_is_re_exported() -> None:
+    """Every class of ``ketchup_async.errors`` is also importable from the package."""
+    for name in errors.__all__:
+        assert getattr(ketchup_async, name) is getattr(errors, name)
+
+
+def test_error_tree_shape() -> None:
+    """The error classes sit where the documented tree puts them."""
+    assert issubclass(errors.ValidationError, ValueError)
+    assert issubclass(errors.TaskNotFoundError, errors.NotFoundError)
+    assert issubclass(errors.APITimeoutError, errors.APIConnectionError)
+    for cls in (errors.BadRequestError, errors.AuthenticationError, errors.RateLimitError):
+        assert issubclass(cls, errors.APIError)
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.KetchupError)

@@ -1,0 +1,156 @@
+"""The poll schedule, the poll queue and the rate controller, on a fake clock (pure)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ketchup_async import PollPolicy
+from ketchup_async._schedule import DurationModel, PollQueue, RateController, Schedule
+
+
+def test_first_poll_near_the_prior_before_any_job_finished() -> None:
+    """With no history the first poll lands at the prior's quantile, below its median."""
+    schedule = Schedule(PollPolicy(expected_duration=10.0, first_poll_quantile=0.35))
+    due = schedule.first_due(100.0)
+    assert 100.0 + 6.0 < due < 100.0 + 10.0
+
+
+def test_first_poll_follows_learned_durations() -> None:
+    """After jobs take ~40 s the first poll moves just below 40 s, whatever the prior said."""
+    schedule = Schedule(PollPolicy(expected_duration=10.0))
+    for _ in range(200):
+        schedule.model.observe(40.0)
+    assert 32.0 < schedule.first_due(0.0) < 40.0
+
+
+def test_model_learns_median_and_spread() -> None:
+    """The model's median and sigma follow a log-normal sample."""
+    model = DurationModel(1.0)
+    for i in range(1, 400):
+        model.observe(8.0 * math.exp(0.5 * math.sin(i)))  # spread ~0.35 around 8
+    assert model.median == pytest.approx(8.0, rel=0.1)
+    assert 0.2 < model.sigma < 0.5
+
+
+def test_model_ignores_nonsense_durations() -> None:
+    """Zero, negative and infinite durations teach nothing."""
+    model = DurationModel(5.0)
+    for bad in (0.0, -1.0, math.inf, math.nan):
+        model.observe(bad)
+    assert model.count == 0 and model.median == pytest.approx(5.0)
+
+
+def test_backoff_grows_geometrically_to_the_ceiling() -> None:
+    """Intervals after the first poll grow by ``backoff`` and stop at max_interval."""
+    schedule = Schedule(PollPolicy(min_interval=1.0, max_interval=4.0, backoff=2.0))
+    intervals = [schedule.next_due(0.0, polls) for polls in range(1, 6)]
+    assert intervals == [1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+def test_first_poll_never_before_min_interval() -> None:
+    """Even with tiny learned durations the first poll waits min_interval."""
+    schedule = Schedule(PollPolicy(min_interval=1.0))
+    for _ in range(100):
+        schedule.model.observe(0.01)
+    assert schedule.first_due(50.0) == pytest.approx(51.0)
+
+
+def test_floor_keeps_min_interval_between_two_polls() -> None:
+    """A due time closer than min_interval to the last poll is pushed back."""
+    schedule = Schedule(PollPolicy(min_interval=1.0))
+    assert schedule.floor(10.0, 10.2) == pytest.approx(11.0)
+    assert schedule.floor(10.0, 12.0) == 12.0
+    assert schedule.floor(None, 3.0) == 3.0
+
+
+def test_errors_back_off_exponentially() -> None:
+    """Consecutive transient errors double the retry interval up to max_interval."""
+    schedule = Schedule(PollPolicy(min_interval=1.0, max_interval=8.0))
+    assert [schedule.retry_due(0.0, n) for n in (1, 2, 3, 4, 5)] == [1.0, 2.0, 4.0, 8.0, 8.0]
+
+
+def test_callback_jobs_get_a_late_safety_net() -> None:
+    """Jobs with a callback are first polled well after their expected completion."""
+    policy = PollPolicy(expected_duration=10.0, callback_grace=30.0, max_interval=15.0)
+    schedule = Schedule(policy)
+    plain = schedule.first_due(0.0)
+    net = schedule.first_due(0.0, has_callback=True)
+    assert net > schedule.model.quantile(0.99) + 29.0 > plain
+    assert schedule.next_due(0.0, 1, has_callback=True) > schedule.next_due(0.0, 1)
+
+
+def test_queue_gives_most_overdue_first() -> None:
+    """Among due items the earliest-due comes first; future items wait."""
+    queue: PollQueue[str] = PollQueue(lambda item, due: True)
+    for due, item in [(5.0, "c"), (1.0, "a"), (3.0, "b"), (9.0, "late")]:
+        queue.push(due, item)
+    assert [queue.pop_due(6.0) for _ in range(4)] == ["a", "b", "c", None]
+    assert queue.next_due() == 9.0
+
+
+def test_queue_drops_stale_entries() -> None:
+    """Entries whose item was rescheduled or finished are skipped."""
+    current = {"a": 2.0, "b": 1.0}
+    queue: PollQueue[str] = PollQueue(lambda item, due: current.get(item) == due)
+    queue.push(1.0, "a")  # stale: "a" was rescheduled to 2.0
+    queue.push(2.0, "a")
+    queue.push(1.0, "b")
+    del current["b"]  # finished
+    assert queue.next_due() == 2.0
+    assert queue.pop_due(5.0) == "a"
+    assert queue.pop_due(5.0) is None
+
+
+def test_rate_halves_on_429_and_recovers_slowly() -> None:
+    """A 429 halves the rate and pauses; quiet periods restore it step by step."""
+    rate = RateController(10.0, recovery_period=5.0, recovery_step=0.1)
+    rate.on_rate_limited(100.0, 2.0)
+    assert rate.paused_until == 102.0
+    assert rate.current_rate(101.0) == 5.0
+    assert rate.current_rate(106.0) == 5.0  # only 4 s quiet since the pause ended
+    assert rate.current_rate(107.0) == pytest.approx(6.0)
+    assert rate.current_rate(200.0) == 10.0
+
+
+def test_a_storm_of_429s_counts_once() -> None:
+    """429s from queries already in flight within Retry-After halve the rate once."""
+    rate = RateController(16.0)
+    rate.on_rate_limited(10.0, 1.0)
+    rate.on_rate_limited(10.1, 1.0)
+    rate.on_rate_limited(10.2, 1.0)
+    assert rate.rate == 8.0
+    rate.on_rate_limited(11.5, 1.0)
+    assert rate.rate == 4.0
+
+
+def test_rate_never_falls_below_its_floor() -> None:
+    """However many 429s arrive the rate stays at or above the floor fraction."""
+    rate = RateController(10.0, floor_fraction=0.05)
+    for i in range(50):
+        rate.on_rate_limited(i * 10.0, 1.0)
+    assert rate.rate == pytest.approx(0.5)
+
+
+@given(
+    polls=st.integers(min_value=1, max_value=200),
+    now=st.floats(min_value=0, max_value=1e6),
+    last=st.floats(min_value=0, max_value=1e6),
+    min_interval=st.floats(min_value=0.01, max_value=10),
+    extra=st.floats(min_value=0, max_value=100),
+    callback=st.booleans(),
+)
+def test_schedule_invariants(
+    polls: int, now: float, last: float, min_interval: float, extra: float, callback: bool
+) -> None:
+    """Every due time is in the future, after the floor, and within max_interval (no callback)."""
+    policy = PollPolicy(min_interval=min_interval, max_interval=min_interval + extra)
+    schedule = Schedule(policy)
+    due = schedule.floor(last, schedule.next_due(now, polls, has_callback=callback))
+    assert due >= last + min_interval - 1e-9
+    assert due >= now + min_interval - 1e-9
+    if not callback:
+        assert schedule.next_due(now, polls) <= now + policy.max_interval + 1e-9
