@@ -109,16 +109,20 @@ async def generate_many(
         async for item in _aiter(inputs):
             index += 1
             await slots.acquire()
+            if client.closed:
+                return  # the client closed under us: stop reading the input
             try:
                 request = _to_request(item, client.max_images)
             except ValidationError as exc:
                 emit(Outcome(None, None, error=exc, index=index))
                 continue
-            task = loop.create_task(submit_one(index, request))
+            task = loop.create_task(
+                submit_one(index, request), name=f"ketchup-async generate_many submit {index}"
+            )
             submitting.add(task)
             task.add_done_callback(submitting.discard)
 
-    feeder = loop.create_task(feed())
+    feeder = loop.create_task(feed(), name="ketchup-async generate_many feeder")
     feeder.add_done_callback(lambda _: wakeup.set())
     try:
         while True:

@@ -184,6 +184,11 @@ class KetchupClient:
                 self._submit_limiter = AsyncLimiter(1, 1.0 / self.submit_rate)
         return self._transport, self._poller
 
+    @property
+    def closed(self) -> bool:
+        """True once ``aclose()`` was called."""
+        return self._closed
+
     async def aclose(self) -> None:
         """Stop the poller, fail pending jobs with ``ClientClosedError``, close our session."""
         if self._closed:

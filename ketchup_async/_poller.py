@@ -107,17 +107,18 @@ class Poller:
         job = Job(task_id, request, future, self, submitted_at=now, has_callback=has_callback)
         job.learn = learn  # a resumed task's render time is unknown: never learn from it
         self._jobs[task_id] = job
-        early = self._early.pop(task_id, None)
-        if early is not None:
-            payload, verify = early
-            self.deliver(payload, verify=verify)
-            if job.done():
-                return job
         if not learn:
             self._push(job, now)  # a resumed task may be long finished: ask now
         else:
             self._push(job, self.schedule.first_due(now, has_callback=has_callback))
         self._ensure_running()
+        early = self._early.pop(task_id, None)
+        if early is not None:
+            # Its callback beat the submit response: apply it after scheduling (so a verify
+            # query is not overridden) and never learn a render time of ~0 from it.
+            job.learn = False
+            payload, verify = early
+            self.deliver(payload, verify=verify)
         return job
 
     def forget(self, job: Job) -> None:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.anyio
 def test_missing_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """No key anywhere: a ValidationError naming api_key and the variable, nothing sent."""
     monkeypatch.delenv("KETCHUP_API_KEY", raising=False)
-    with pytest.raises(ValidationError, match="api_key: no API key.*KETCHUP_API_KEY"):
+    with pytest.raises(ValidationError, match=r"api_key: no API key.*KETCHUP_API_KEY"):
         KetchupClient()
 
 
@@ -45,7 +45,8 @@ def test_default_base_url_is_the_public_api(monkeypatch: pytest.MonkeyPatch) -> 
 def test_repr_masks_the_key() -> None:
     """repr(client) never shows the key."""
     text = repr(KetchupClient(api_key=API_KEY, base_url="http://127.0.0.1:1"))
-    assert API_KEY not in text and "0123456789" not in text
+    assert API_KEY not in text
+    assert "0123456789" not in text
 
 
 def test_key_with_newline_is_refused() -> None:
@@ -82,8 +83,7 @@ async def test_submit_returns_a_job_with_task_id(
 
 async def test_submit_uses_request_model(client: KetchupClient, server: FakeKetchupServer) -> None:
     """A request's own model overrides the client default."""
-    job = await client.submit_request(
-        GenerateRequest("p", model="google/gemini-2.5-flash-image"))
+    job = await client.submit_request(GenerateRequest("p", model="google/gemini-2.5-flash-image"))
     assert server.tasks[job.task_id].model == "google/gemini-2.5-flash-image"
 
 
@@ -103,7 +103,8 @@ async def test_query_returns_a_task(client: KetchupClient, server: FakeKetchupSe
     task_id = server.create_task("elsewhere")
     server.complete_now(task_id)
     task = await client.query(task_id)
-    assert task.status is TaskStatus.SUCCESS and task.images
+    assert task.status is TaskStatus.SUCCESS
+    assert task.images
 
 
 async def test_query_unknown_task_raises(client: KetchupClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from typing import Any
 
@@ -9,8 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ketchup_async import CallbackPayload, GenerateRequest, KetchupError, Task, TaskStatus
-from ketchup_async import ValidationError
+from ketchup_async import (
+    CallbackPayload,
+    GenerateRequest,
+    KetchupError,
+    Task,
+    TaskStatus,
+    ValidationError,
+)
 from ketchup_async._converter import (
     request_from_dict,
     structure_callback,
@@ -52,8 +59,12 @@ def test_optional_keys_may_be_missing() -> None:
 def test_failed_task_carries_reason() -> None:
     """A failed task keeps status_reason.message and has no images."""
     task = structure_task(
-        {"task_id": "ta1", "status": "failed", "result": None,
-         "status_reason": {"message": "content policy violation"}}
+        {
+            "task_id": "ta1",
+            "status": "failed",
+            "result": None,
+            "status_reason": {"message": "content policy violation"},
+        }
     )
     assert task.reason == "content policy violation"
     assert task.images == ()
@@ -104,12 +115,17 @@ def test_request_payload_has_only_api_fields() -> None:
         "prompt": "p",
     }
     body = unstructure_request(
-        GenerateRequest("p", model="a/b", images=["https://x.test/i.png"],
-                        callback_url="https://h.test/cb"),
+        GenerateRequest(
+            "p", model="a/b", images=["https://x.test/i.png"], callback_url="https://h.test/cb"
+        ),
         default_model="m/x",
     )
-    assert body == {"model": "a/b", "prompt": "p", "images": ["https://x.test/i.png"],
-                    "callback_url": "https://h.test/cb"}
+    assert body == {
+        "model": "a/b",
+        "prompt": "p",
+        "images": ["https://x.test/i.png"],
+        "callback_url": "https://h.test/cb",
+    }
 
 
 def test_request_from_dict_validates() -> None:
@@ -121,12 +137,24 @@ def test_request_from_dict_validates() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(["task_id", "status", "result", "consumed", "status_reason", "image",
-                         "message", "x"]),
-        children,
-        max_size=6,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "task_id",
+                    "status",
+                    "result",
+                    "consumed",
+                    "status_reason",
+                    "image",
+                    "message",
+                    "x",
+                ]
+            ),
+            children,
+            max_size=6,
+        )
     ),
     max_leaves=20,
 )
@@ -136,7 +164,5 @@ json_values = st.recursive(
 def test_arbitrary_json_gives_a_model_or_a_ketchup_error(data: Any) -> None:
     """On any JSON value the converter returns a model or raises a KetchupError, nothing else."""
     for parse in (structure_task, structure_callback, structure_submit, request_from_dict):
-        try:
+        with contextlib.suppress(KetchupError):
             parse(data)
-        except KetchupError:
-            pass

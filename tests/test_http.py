@@ -73,15 +73,21 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield http
 
 
-def transport(session: aiohttp.ClientSession, base_url: str, sleeps: list[float],
-              retries: int = 3) -> Transport:
+def transport(
+    session: aiohttp.ClientSession, base_url: str, sleeps: list[float], retries: int = 3
+) -> Transport:
     async def record(seconds: float) -> None:
         sleeps.append(seconds)
 
     return Transport(
-        session=session, base_url=base_url, api_key=API_KEY,
+        session=session,
+        base_url=base_url,
+        api_key=API_KEY,
         retry=RetryPolicy(max_retries=retries, base=0.5, cap=8.0, retry_after_cap=60.0),
-        timeout=5.0, max_concurrency=8, sleep=record, rng=random.Random(0),
+        timeout=5.0,
+        max_concurrency=8,
+        sleep=record,
+        rng=random.Random(0),
     )
 
 
@@ -91,10 +97,15 @@ async def test_400_maps_to_bad_request_with_fields(
     """The documented 400 body becomes BadRequestError with code, message and detail."""
     http = transport(session, server.base_url, [])
     with pytest.raises(BadRequestError) as exc:
-        await http.request("POST", "/api/image/gen", json_body={"model": "google/gempix2"},
-                           idempotent=False)
+        await http.request(
+            "POST", "/api/image/gen", json_body={"model": "google/gempix2"}, idempotent=False
+        )
     assert (exc.value.status_code, exc.value.code, exc.value.message, exc.value.detail) == (
-        400, 1, "failed", "prompt is required")
+        400,
+        1,
+        "failed",
+        "prompt is required",
+    )
     assert exc.value.request_id
 
 
@@ -105,8 +116,12 @@ async def test_401_on_submit_has_code_1(
     http = transport(session, server.base_url, [])
     http.set_api_key("dk-wrong")
     with pytest.raises(AuthenticationError) as exc:
-        await http.request("POST", "/api/image/gen",
-                           json_body={"model": "google/gempix2", "prompt": "p"}, idempotent=False)
+        await http.request(
+            "POST",
+            "/api/image/gen",
+            json_body={"model": "google/gempix2", "prompt": "p"},
+            idempotent=False,
+        )
     assert (exc.value.status_code, exc.value.code, exc.value.message) == (401, 1, "Invalid API key")
 
 
@@ -127,8 +142,13 @@ async def test_404_maps_to_task_not_found(
     """An unknown task is TaskNotFoundError with the documented message."""
     http = transport(session, server.base_url, [])
     with pytest.raises(TaskNotFoundError) as exc:
-        await http.request("GET", "/api/task/query", params={"task_id": "ta-nope"},
-                           idempotent=True, not_found=TaskNotFoundError)
+        await http.request(
+            "GET",
+            "/api/task/query",
+            params={"task_id": "ta-nope"},
+            idempotent=True,
+            not_found=TaskNotFoundError,
+        )
     assert (exc.value.code, exc.value.message) == (1, "task not found")
 
 
@@ -155,7 +175,8 @@ async def test_html_502_maps_to_server_error(
     with pytest.raises(ServerError) as exc:
         await http.request("GET", "/api/task/query", params={"task_id": "ta1"}, idempotent=True)
     assert exc.value.status_code == 502
-    assert "non-JSON" in exc.value.message and exc.value.code is None
+    assert "non-JSON" in exc.value.message
+    assert exc.value.code is None
 
 
 async def test_429_honours_retry_after(
@@ -169,7 +190,8 @@ async def test_429_honours_retry_after(
     ]
     sleeps: list[float] = []
     data = await transport(session, url, sleeps).request(
-        "POST", "/api/image/gen", json_body={}, idempotent=False)
+        "POST", "/api/image/gen", json_body={}, idempotent=False
+    )
     assert data == {"task_id": "ta1"}
     assert sleeps == [7.0]
 
@@ -181,8 +203,7 @@ async def test_429_after_retries_is_rate_limit_error(
     script, url = scripted
     script.replies = [(429, {"code": 1, "message": "slow down"}, {"Retry-After": "2"})] * 3
     with pytest.raises(RateLimitError) as exc:
-        await transport(session, url, [], retries=2).request(
-            "GET", "/q", idempotent=True)
+        await transport(session, url, [], retries=2).request("GET", "/q", idempotent=True)
     assert exc.value.retry_after == 2.0
     assert len(script.requests) == 3
 
@@ -199,10 +220,12 @@ async def test_submit_is_retried_after_explicit_500(
     ]
     sleeps: list[float] = []
     data = await transport(session, url, sleeps).request(
-        "POST", "/api/image/gen", json_body={"prompt": "p"}, idempotent=False)
+        "POST", "/api/image/gen", json_body={"prompt": "p"}, idempotent=False
+    )
     assert data["task_id"] == "ta2"
     assert len(script.requests) == 3
-    assert all(0 <= s <= 1.0 for s in sleeps) and len(sleeps) == 2
+    assert all(0 <= s <= 1.0 for s in sleeps)
+    assert len(sleeps) == 2
 
 
 async def test_submit_is_not_resent_after_connection_drop(
@@ -213,7 +236,8 @@ async def test_submit_is_not_resent_after_connection_drop(
     script.replies = ["reset"]
     with pytest.raises(APIConnectionError) as exc:
         await transport(session, url, []).request(
-            "POST", "/api/image/gen", json_body={"prompt": "p"}, idempotent=False)
+            "POST", "/api/image/gen", json_body={"prompt": "p"}, idempotent=False
+        )
     assert exc.value.may_have_been_processed is True
     assert len(script.requests) == 1
 
@@ -225,8 +249,11 @@ async def test_submit_drop_after_accept_creates_one_task(
     server.submit_faults = Faults(reset_after_accept=1.0)
     with pytest.raises(APIConnectionError, match="may have been processed"):
         await transport(session, server.base_url, []).request(
-            "POST", "/api/image/gen", json_body={"model": "google/gempix2", "prompt": "once"},
-            idempotent=False)
+            "POST",
+            "/api/image/gen",
+            json_body={"model": "google/gempix2", "prompt": "once"},
+            idempotent=False,
+        )
     assert server.stats.created_per_prompt["once"] == 1
 
 
@@ -244,7 +271,8 @@ async def test_connect_error_is_retried_even_for_submit(session: aiohttp.ClientS
     sleeps: list[float] = []
     with pytest.raises(APIConnectionError) as exc:
         await transport(session, "http://127.0.0.1:9", sleeps, retries=2).request(
-            "POST", "/api/image/gen", json_body={}, idempotent=False)
+            "POST", "/api/image/gen", json_body={}, idempotent=False
+        )
     assert exc.value.may_have_been_processed is False
     assert len(sleeps) == 2
 
@@ -269,7 +297,8 @@ async def test_headers_carry_auth_and_user_agent(
     await transport(session, url, []).request("GET", "/q", idempotent=True)
     headers = script.requests[0]["headers"]
     assert headers["Authorization"] == f"Bearer {API_KEY}"
-    assert headers["User-Agent"] == USER_AGENT and USER_AGENT.startswith("ketchup-async/")
+    assert headers["User-Agent"] == USER_AGENT
+    assert USER_AGENT.startswith("ketchup-async/")
 
 
 async def test_key_never_logged_at_debug(
@@ -280,8 +309,11 @@ async def test_key_never_logged_at_debug(
     caplog.set_level(logging.DEBUG, logger="ketchup_async")
     with pytest.raises(ServerError) as exc:
         await transport(session, server.base_url, [], retries=1).request(
-            "GET", "/api/task/query", params={"task_id": "ta1"}, idempotent=True)
+            "GET", "/api/task/query", params={"task_id": "ta1"}, idempotent=True
+        )
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "GET /api/task/query -> 500" in text and "attempt 2" in text
+    assert "GET /api/task/query -> 500" in text
+    assert "attempt 2" in text
     assert API_KEY not in text
-    assert API_KEY not in str(exc.value) and API_KEY not in repr(exc.value)
+    assert API_KEY not in str(exc.value)
+    assert API_KEY not in repr(exc.value)

@@ -25,7 +25,9 @@ def field_of(exc: pytest.ExceptionInfo[ValidationError]) -> str:
 def test_valid_request_keeps_its_fields() -> None:
     """A valid request stores prompt, model, images (as a tuple) and callback."""
     request = GenerateRequest(
-        "a red bicycle", model="google/gempix2", images=["https://x.test/a.png"],
+        "a red bicycle",
+        model="google/gempix2",
+        images=["https://x.test/a.png"],
         callback_url="https://hooks.test/cb",
     )
     assert request.images == ("https://x.test/a.png",)
@@ -89,8 +91,15 @@ def test_image_limit_is_configurable() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["file:///etc/passwd", "javascript:alert(1)", "ftp://x.test/a.png", "/relative.png",
-            "https://", "http://exa mple.com/a.png"],
+    "url",
+    [
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "ftp://x.test/a.png",
+        "/relative.png",
+        "https://",
+        "http://exa mple.com/a.png",
+    ],
 )
 def test_bad_image_url_names_its_index(url: str) -> None:
     """A reference image that is not an absolute http(s) URL names images[i]."""
@@ -118,8 +127,13 @@ def test_data_uri_image_is_accepted() -> None:
 
 
 @pytest.mark.parametrize(
-    "uri", ["data:text/plain;base64,aGk=", "data:image/png;base64,@@@", "data:image/png;base64,",
-            "data:image/png,rawdata"],
+    "uri",
+    [
+        "data:text/plain;base64,aGk=",
+        "data:image/png;base64,@@@",
+        "data:image/png;base64,",
+        "data:image/png,rawdata",
+    ],
 )
 def test_bad_data_uri_is_refused(uri: str) -> None:
     """A data URI that is not base64 image data is refused, naming images[0]."""
@@ -147,8 +161,10 @@ def test_image_result_tells_url_from_data_uri() -> None:
     """``ImageResult`` exposes the URL only for URLs and decodes data URIs."""
     url = ImageResult("https://cdn.test/a.png")
     inline = ImageResult(PNG_URI)
-    assert url.url == "https://cdn.test/a.png" and not url.is_data_uri
-    assert inline.url is None and inline.is_data_uri
+    assert url.url == "https://cdn.test/a.png"
+    assert not url.is_data_uri
+    assert inline.url is None
+    assert inline.is_data_uri
     assert inline.media_type == "image/png"
     assert inline.decode().startswith(b"\x89PNG")
 

@@ -29,8 +29,17 @@ def test_retry_after_is_honoured_and_capped() -> None:
 
 
 @pytest.mark.parametrize(
-    ("header", "expected"), [("2", 2.0), ("0.05", 0.05), (" 7 ", 7.0), ("-3", 0.0), (None, None),
-                             ("", None), ("soon", None), ("nan", None)],
+    ("header", "expected"),
+    [
+        ("2", 2.0),
+        ("0.05", 0.05),
+        (" 7 ", 7.0),
+        ("-3", 0.0),
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("nan", None),
+    ],
 )
 def test_retry_after_seconds_parse(header: str | None, expected: float | None) -> None:
     """Seconds (integer or decimal) parse; junk gives None."""

@@ -41,7 +41,8 @@ def test_model_ignores_nonsense_durations() -> None:
     model = DurationModel(5.0)
     for bad in (0.0, -1.0, math.inf, math.nan):
         model.observe(bad)
-    assert model.count == 0 and model.median == pytest.approx(5.0)
+    assert model.count == 0
+    assert model.median == pytest.approx(5.0)
 
 
 def test_backoff_grows_geometrically_to_the_ceiling() -> None:

@@ -1,0 +1,167 @@
+"""generate_many: lazy input, bounded concurrency, outcomes never raise, clean exit."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from ketchup_async import GenerateRequest, KetchupClient, TaskFailedError, ValidationError
+from ketchup_async.testing import FakeKetchupServer
+
+from .conftest import make_client
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_inputs_are_read_lazily(client: KetchupClient) -> None:
+    """A generator of ten million prompts is read only as far as needed."""
+    read = 0
+
+    def prompts() -> Iterator[str]:
+        nonlocal read
+        for i in range(10_000_000):
+            read += 1
+            yield f"prompt {i}"
+
+    got = 0
+    async for outcome in client.generate_many(prompts(), concurrency=8):
+        assert outcome.ok
+        got += 1
+        if got == 5:
+            break
+    assert read <= 5 + 8 + 1
+
+
+async def test_async_iterator_of_requests(client: KetchupClient) -> None:
+    """An async iterator of GenerateRequest objects is accepted; outcomes carry them."""
+
+    async def requests() -> AsyncIterator[GenerateRequest]:
+        for i in range(10):
+            yield GenerateRequest(f"async {i}")
+
+    outcomes = [o async for o in client.generate_many(requests())]
+    assert {o.request.prompt for o in outcomes if o.request} == {f"async {i}" for i in range(10)}
+
+
+async def test_at_most_concurrency_jobs_in_flight(server: FakeKetchupServer) -> None:
+    """No more than ``concurrency`` jobs are submitted and unresolved at once."""
+    async with make_client(server) as client:
+        peak = 0
+        original = client.submit_request
+
+        async def counting(request: GenerateRequest):  # type: ignore[no-untyped-def]
+            nonlocal peak
+            job = await original(request)
+            peak = max(peak, client.pending())
+            return job
+
+        client.submit_request = counting  # type: ignore[method-assign]
+        outcomes = [
+            o async for o in client.generate_many([f"p{i}" for i in range(60)], concurrency=7)
+        ]
+    assert len(outcomes) == 60
+    assert peak <= 7
+
+
+async def test_submit_rate_is_honoured(server: FakeKetchupServer) -> None:
+    """submit_rate spaces submits out (checked on the fake's clock)."""
+    async with make_client(server, submit_rate=100.0) as client:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        outcomes = [o async for o in client.generate_many([f"p{i}" for i in range(21)])]
+        elapsed = loop.time() - start
+    assert all(o.ok for o in outcomes)
+    assert elapsed >= 0.19  # 21 submits at 100/s need at least 0.2 s
+
+
+async def test_failures_are_outcomes_not_exceptions(
+    client: KetchupClient, server: FakeKetchupServer
+) -> None:
+    """Invalid inputs and failed tasks become outcomes with errors; iteration goes on."""
+
+    async def fail_soon() -> None:
+        while True:
+            for task in list(server.tasks.values()):
+                if task.prompt == "fail me" and not task.forced:
+                    server.complete_now(task.task_id, "failed", reason="nope")
+                    return
+            await asyncio.sleep(0.001)
+
+    killer = asyncio.ensure_future(fail_soon())
+    outcomes = [o async for o in client.generate_many(["ok", "   ", "fail me", 42])]  # type: ignore[list-item]
+    await killer
+    by_index = {o.index: o for o in outcomes}
+    assert by_index[0].ok
+    assert isinstance(by_index[1].error, ValidationError)
+    assert by_index[1].request is None
+    assert isinstance(by_index[2].error, TaskFailedError)
+    assert by_index[2].task_id
+    assert isinstance(by_index[3].error, ValidationError)
+
+
+async def test_failed_submit_is_an_outcome(server: FakeKetchupServer) -> None:
+    """A refused submit (bad key) is an outcome without a task id."""
+    async with make_client(server, api_key="dk-not-accepted") as client:
+        outcomes = [o async for o in client.generate_many(["a", "b"])]
+    assert [o.task_id for o in outcomes] == [None, None]
+    assert all(o.error is not None and not o.ok for o in outcomes)
+
+
+async def test_breaking_out_stops_submitting_and_tracking(server: FakeKetchupServer) -> None:
+    """After break: no more submits, nothing tracked, no task left running."""
+    async with make_client(server) as client:
+        stream = client.generate_many((f"p{i}" for i in itertools.count()), concurrency=20)
+        async for _ in stream:
+            break
+        await stream.aclose()  # type: ignore[attr-defined]
+        submitted = len(server.tasks)
+        await asyncio.sleep(0.05)
+        assert len(server.tasks) == submitted <= 21
+        assert client.pending() == 0
+    assert not [t for t in asyncio.all_tasks() if "generate_many" in t.get_name()]
+
+
+async def test_cancelling_the_consumer_leaves_nothing_running(server: FakeKetchupServer) -> None:
+    """Cancelling the task iterating generate_many stops submitting and tracking."""
+    async with make_client(server) as client:
+
+        async def consume() -> None:
+            async for _ in client.generate_many(
+                (f"p{i}" for i in itertools.count()), concurrency=10
+            ):
+                await asyncio.sleep(10)
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        del task  # drop the last reference: the generator is finalised (aclose) by the loop
+        await asyncio.sleep(0.05)
+        assert client.pending() == 0
+        assert not [t for t in asyncio.all_tasks() if "generate_many" in t.get_name()]
+        count = len(server.tasks)
+        await asyncio.sleep(0.05)
+        assert len(server.tasks) == count
+
+
+async def test_bad_concurrency_is_refused(client: KetchupClient) -> None:
+    """concurrency below 1 raises ValidationError naming it."""
+    with pytest.raises(ValidationError, match="concurrency"):
+        async for _ in client.generate_many(["a"], concurrency=0):
+            pass
+
+
+async def test_error_of_the_input_iterator_propagates(client: KetchupClient) -> None:
+    """An exception raised by the caller's iterator ends the iteration with it."""
+
+    def broken() -> Iterator[str]:
+        yield "fine"
+        raise RuntimeError("input file vanished")
+
+    with pytest.raises(RuntimeError, match="vanished"):
+        async for _ in client.generate_many(broken()):
+            pass
