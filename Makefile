@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_DEV := $(VENV)/.installed-dev
 STAMP_RUN := $(VENV)/.installed-run
+STAMP_BENCH := $(VENV)/.installed-bench
 
 .PHONY: demo test lint typecheck pytest bench soak clean
 
@@ -19,6 +20,10 @@ $(STAMP_DEV): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev,cli,examples]"
 	touch $@ $(STAMP_RUN)
 
+$(STAMP_BENCH): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[cli,bench]"
+	touch $@
+
 demo: $(STAMP_RUN)
 	$(BIN)/ketchup demo
 
@@ -33,6 +38,12 @@ pytest: $(STAMP_DEV)
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
+
+bench: $(STAMP_BENCH)
+	$(BIN)/python -m benchmarks
+
+soak: $(STAMP_RUN)
+	$(BIN)/python -m benchmarks.soak --jobs 50000
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
