@@ -84,7 +84,7 @@ async def generate_many(
 
     def on_done(job: Job) -> None:
         index = in_flight.pop(job, None)
-        if index is not None and not job._future.cancelled():
+        if index is not None and not job.cancelled():
             emit(_outcome(job, index))
 
     async def submit_one(index: int, request: GenerateRequest) -> None:

@@ -77,6 +77,10 @@ class Job:
         """True once the job has a result, an error, or was cancelled."""
         return self._future.done()
 
+    def cancelled(self) -> bool:
+        """True if the job was cancelled (``cancel()``), not resolved."""
+        return self._future.cancelled()
+
     def __await__(self) -> Generator[Any, None, GenerationResult]:
         return asyncio.shield(self._future).__await__()
 
