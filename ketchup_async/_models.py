@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import enum
 import math
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -48,10 +49,19 @@ class TaskStatus(str, enum.Enum):
 
 
 def _images_tuple(value: object) -> object:
-    # Keep lists convertible; anything else is left for the validator to refuse.
-    if isinstance(value, (list, tuple)):
+    # Any iterable of items (a generator too: never stored half-consumed) becomes a tuple; a
+    # string, bytes, a mapping or a non-iterable is left for the validator to refuse.
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes, bytearray, Mapping)):
         return tuple(value)
     return value
+
+
+def _mask_url(url: str | None) -> str:
+    # A callback URL carries a secret path token: show where it goes, never the path.
+    if url is None:
+        return "None"
+    scheme, _, rest = url.partition("://")
+    return repr(f"{scheme}://{rest.split('/', 1)[0]}/…")
 
 
 @attrs.frozen
@@ -73,7 +83,7 @@ class GenerateRequest:
     prompt: str
     model: str | None = None
     images: tuple[str, ...] = attrs.field(default=(), converter=_images_tuple)
-    callback_url: str | None = None
+    callback_url: str | None = attrs.field(default=None, repr=_mask_url)
     max_images: int = attrs.field(
         default=_validate.DEFAULT_MAX_IMAGES, kw_only=True, eq=False, repr=False
     )

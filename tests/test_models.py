@@ -208,3 +208,10 @@ def test_retry_policy_rejects_negative_retries() -> None:
     """A negative retry count is refused."""
     with pytest.raises(ValidationError, match="max_retries"):
         RetryPolicy(max_retries=-1)
+
+
+def test_request_repr_hides_the_callback_token() -> None:
+    """repr(request) shows the callback host but not its secret path."""
+    request = GenerateRequest("p", callback_url="https://app.test/ketchup/callback/s3cr3tT0ken")
+    assert "s3cr3tT0ken" not in repr(request)
+    assert "https://app.test/" in repr(request)

@@ -1,0 +1,277 @@
+"""Receive the API's callbacks (webhooks) in an async web backend.
+
+A job submitted with a ``callback_url`` is resolved the moment its callback arrives; the
+client's poller keeps only a late safety-net schedule for it, so a lost callback still
+resolves. The API does not sign callbacks, so the URL carries a secret path token::
+
+    client = KetchupClient()
+    receiver = WebhookReceiver(client)           # a fresh 256-bit token
+    receiver.add_to(app)                         # aiohttp: POST /ketchup/callback/{token}
+    job = await client.submit("a red bicycle", callback_url=receiver.callback_url(BASE))
+
+For FastAPI/Starlette (or anything else), feed ``receiver.handle(token, body)`` the raw body
+(read it with ``read_body`` to cap it) and answer with the status and JSON it returns.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import warnings
+from collections import Counter, OrderedDict
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+from aiohttp import web
+
+from . import _validate
+from ._client import InsecureTransportWarning, KetchupClient, _is_loopback
+from ._webhook_parse import MAX_CALLBACK_BYTES, parse_callback, read_body
+from ._webhook_tokens import (
+    MIN_TOKEN_CHARS,
+    RedactTokens,
+    check_path,
+    check_token,
+    check_tokens,
+    new_token,
+)
+from .errors import ClientClosedError, ValidationError
+
+__all__ = [
+    "DEFAULT_PATH",
+    "MAX_CALLBACK_BYTES",
+    "MIN_TOKEN_CHARS",
+    "WebhookReceiver",
+    "WebhookStats",
+    "new_token",
+    "parse_callback",
+    "read_body",
+]
+
+logger = logging.getLogger("ketchup_async")
+
+#: Where the receiver is mounted by default; the token is the last path segment.
+DEFAULT_PATH = "/ketchup/callback"
+_RECENT = 10_000  # task ids remembered to recognise duplicate deliveries
+
+Reply = tuple[int, dict[str, Any]]
+
+
+def _client(instance: object, attribute: attrs.Attribute[KetchupClient], value: object) -> None:
+    if not isinstance(value, KetchupClient):
+        raise ValidationError("client", f"must be a KetchupClient, got {type(value).__name__}")
+
+
+def _max_bytes(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError("max_bytes", f"must be a positive integer, got {value!r}")
+
+
+@attrs.define(eq=False)
+class WebhookStats:
+    """Counters of one receiver, for observability.
+
+    Attributes:
+        received: Requests handled.
+        delivered: Callbacks that matched a pending job.
+        duplicate: Repeated deliveries of an already resolved job (ignored).
+        unknown: Callbacks for a task the client does not track (yet): answered 200, kept
+            briefly by the client in case its submit has not returned yet.
+        rejected: Refused requests by reason: ``token`` (404), ``too_large`` (413),
+            ``malformed`` (400), ``closed`` (503: the client is closed).
+    """
+
+    received: int = 0
+    delivered: int = 0
+    duplicate: int = 0
+    unknown: int = 0
+    rejected: Counter[str] = attrs.field(factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the counters as a JSON-able dict."""
+        return {
+            "received": self.received,
+            "delivered": self.delivered,
+            "duplicate": self.duplicate,
+            "unknown": self.unknown,
+            "rejected": dict(self.rejected),
+        }
+
+
+@attrs.define(eq=False)
+class WebhookReceiver:
+    """Receives the API's callbacks and resolves the client's jobs from them.
+
+    Mount it in an aiohttp app with ``add_to(app)`` (``POST {path}/{token}``), or call
+    ``handle(token, body)`` from any other framework. Answers: 200 for a callback (also for
+    unknown task ids and duplicates, which are ignored), 404 for a wrong or missing token,
+    413 for a body over ``max_bytes``, 400 for a malformed body, 503 once the client is closed.
+
+    Args:
+        client: The client whose jobs the callbacks resolve.
+        tokens: One or two secret path tokens (current first, then the previous one while
+            rotating), each at least 22 url-safe characters; None generates one.
+        verify: Don't trust callbacks: re-query each task (within the poller's budget) and
+            resolve it from the API's answer instead.
+        path: Where the receiver is mounted (the token is appended as a path segment).
+        max_bytes: The largest body accepted.
+
+    Raises:
+        ValidationError: A bad token, path or size.
+    """
+
+    client: KetchupClient = attrs.field(validator=_client)
+    _tokens: tuple[str, ...] = attrs.field(
+        default=None, kw_only=True, converter=check_tokens, repr=False, alias="tokens"
+    )
+    verify: bool = attrs.field(default=False, kw_only=True)
+    path: str = attrs.field(default=DEFAULT_PATH, kw_only=True, converter=check_path)
+    max_bytes: int = attrs.field(default=MAX_CALLBACK_BYTES, kw_only=True, validator=_max_bytes)
+    stats: WebhookStats = attrs.field(factory=WebhookStats, init=False)
+    _recent: OrderedDict[str, None] = attrs.field(factory=OrderedDict, init=False, repr=False)
+    _filter: RedactTokens | None = attrs.field(default=None, init=False, repr=False)
+
+    # -- tokens and URLs -------------------------------------------------------------------
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        """The accepted tokens, current first (secrets: never log them)."""
+        return self._tokens
+
+    def rotate(self, token: str | None = None) -> str:
+        """Make ``token`` (or a fresh one) current; the previous one stays accepted.
+
+        Callbacks of jobs submitted with the previous URL still arrive; an older token is no
+        longer accepted. Returns the new current token.
+        """
+        token = new_token() if token is None else check_token(token)
+        if token != self._tokens[0]:
+            self._tokens = (token, self._tokens[0])
+            logger.info("webhook token rotated; the previous one is still accepted")
+        return token
+
+    def retire_previous(self) -> None:
+        """Stop accepting the previous token (once its jobs are all resolved)."""
+        self._tokens = self._tokens[:1]
+
+    def callback_url(self, public_base_url: str) -> str:
+        """The ``callback_url`` to submit with: ``{public_base_url}{path}/{current token}``.
+
+        Args:
+            public_base_url: Where the API reaches this app, e.g. ``https://app.example.com``
+                (a path prefix is allowed; a query or fragment is not).
+
+        Raises:
+            ValidationError: Not an absolute http(s) URL, or it has a query or fragment.
+        """
+        _validate.check_http_url(public_base_url, field="public_base_url")
+        parts = urlsplit(public_base_url)
+        if parts.query or parts.fragment:
+            raise ValidationError("public_base_url", "must not have a query or fragment")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+            warnings.warn(
+                "public_base_url is not HTTPS: the callback token would travel in clear text",
+                InsecureTransportWarning,
+                stacklevel=2,
+            )
+        return f"{public_base_url.rstrip('/')}{self.path}/{self._tokens[0]}"
+
+    @property
+    def log_filter(self) -> logging.Filter:
+        """A ``logging.Filter`` that masks the tokens, e.g. for the access log.
+
+        ``logging.getLogger("aiohttp.access").addFilter(receiver.log_filter)`` (or
+        ``"uvicorn.access"``): access logs print request paths, and the path holds the token.
+        """
+        if self._filter is None:
+            self._filter = RedactTokens(lambda: self._tokens)
+        return self._filter
+
+    # -- aiohttp ---------------------------------------------------------------------------
+
+    def routes(self) -> list[web.RouteDef]:
+        """The aiohttp routes: ``POST {path}/{token}`` (and ``{path}``, always 404)."""
+        return [
+            web.post(f"{self.path}/{{token}}", self.handle_request),
+            web.post(self.path, self.handle_request),
+        ]
+
+    def add_to(self, app: web.Application) -> None:
+        """Mount the receiver's routes in an (unfrozen) aiohttp application."""
+        app.add_routes(self.routes())
+
+    async def handle_request(self, request: web.Request) -> web.Response:
+        """The aiohttp handler: checks the token, the size (declared, then read), the body."""
+        self.stats.received += 1
+        token = request.match_info.get("token", "")
+        reply = self._check(token, request.content_length, request.remote)
+        if reply is None:
+            body = await read_body(request.content.iter_any(), limit=self.max_bytes)
+            reply = self._check_size(len(body)) or self._accept(body)
+        status, data = reply
+        return web.json_response(data, status=status)
+
+    # -- framework-neutral -----------------------------------------------------------------
+
+    def handle(self, token: str, body: bytes, *, remote: str | None = None) -> Reply:
+        """Handle one callback request; return the HTTP status and a JSON-able body to answer.
+
+        Call it from the event loop that runs the client (e.g. an ``async def`` route).
+
+        Args:
+            token: The path segment after ``path`` (compared in constant time).
+            body: The raw body (cap it while reading: see ``read_body``).
+            remote: The peer's address, for the log line of a refused token.
+        """
+        self.stats.received += 1
+        return self._check(token, len(body), remote) or self._accept(body)
+
+    def _check(self, token: str, size: int | None, remote: str | None) -> Reply | None:
+        given = token.encode("utf-8", "replace") if isinstance(token, str) else b""
+        accepted = False
+        for expected in self._tokens:  # no short cut: every token is compared
+            accepted |= hmac.compare_digest(given, expected.encode("ascii"))
+        if not accepted:
+            logger.warning(
+                "webhook: refused a callback with a wrong or missing token (from %s)",
+                remote or "an unknown peer",
+            )
+            return self._reject("token", 404, "not found")
+        return self._check_size(size)
+
+    def _check_size(self, size: int | None) -> Reply | None:
+        if size is not None and size > self.max_bytes:
+            logger.warning("webhook: refused a callback body over %d bytes", self.max_bytes)
+            return self._reject("too_large", 413, f"body larger than {self.max_bytes} bytes")
+        return None
+
+    def _reject(self, reason: str, status: int, error: str, **extra: Any) -> Reply:
+        self.stats.rejected[reason] += 1
+        return status, {"error": error, **extra}
+
+    def _accept(self, body: bytes) -> Reply:
+        try:
+            payload = parse_callback(body, max_bytes=self.max_bytes)
+        except ValidationError as exc:
+            logger.warning("webhook: refused a malformed callback: %s", exc)
+            return self._reject("malformed", 400, "malformed callback", detail=str(exc))
+        task_id = payload.task_id
+        if task_id in self._recent:
+            self.stats.duplicate += 1
+            logger.debug("webhook: duplicate callback for %s ignored", task_id)
+            return 200, {"status": "duplicate"}
+        try:
+            matched = self.client.deliver(payload, verify=self.verify)
+        except ClientClosedError:
+            return self._reject("closed", 503, "client closed")
+        if not matched:
+            self.stats.unknown += 1
+            logger.debug("webhook: callback for untracked task %s", task_id)
+            return 200, {"status": "unmatched"}
+        self.stats.delivered += 1
+        if not self.verify:  # resolved now; a verified job resolves only after its query
+            self._recent[task_id] = None
+            if len(self._recent) > _RECENT:
+                self._recent.popitem(last=False)
+        return 200, {"status": "accepted"}
