@@ -6,6 +6,8 @@ every pending task and resolves each job's future when its task succeeds or fail
 
 from __future__ import annotations
 
+from ._bulk import BulkInput, BulkSummary, resume_bulk, run_bulk
+from ._bulk_progress import BulkProgress
 from ._client import DEFAULT_BASE_URL, InsecureTransportWarning, KetchupClient
 from ._jobs import Job
 from ._models import (
@@ -27,8 +29,10 @@ from .errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BulkError,
     ClientClosedError,
     DownloadError,
+    JournalError,
     KetchupError,
     NotFoundError,
     RateLimitError,
@@ -44,6 +48,10 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BulkError",
+    "BulkInput",
+    "BulkProgress",
+    "BulkSummary",
     "CallbackPayload",
     "ClientClosedError",
     "DEFAULT_BASE_URL",
@@ -53,6 +61,7 @@ __all__ = [
     "ImageResult",
     "InsecureTransportWarning",
     "Job",
+    "JournalError",
     "KNOWN_MODELS",
     "KetchupClient",
     "KetchupError",
@@ -70,4 +79,6 @@ __all__ = [
     "TaskStatus",
     "ValidationError",
     "__version__",
+    "resume_bulk",
+    "run_bulk",
 ]

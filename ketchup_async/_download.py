@@ -36,14 +36,31 @@ _TYPES = {
     "image/jpg": ".jpg",
     "image/webp": ".webp",
     "image/gif": ".gif",
+    "image/avif": ".avif",
 }
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Device names Windows refuses as file names, whatever the extension.
+_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+)
+# Statuses of the image host worth another attempt.
+_RETRY_STATUSES = frozenset({408, 425, 429})
 
 
 def safe_name(text: str, *, max_len: int = 100) -> str:
-    """A file name made from ``text`` that cannot leave its directory or hide itself."""
-    name = _UNSAFE.sub("_", text).strip("._")[:max_len]
-    return name or "image"
+    """A file name made from ``text`` that cannot leave its directory or hide itself.
+
+    Only ASCII letters, digits, ``.``, ``_`` and ``-`` are kept (runs of anything else become
+    one ``_``); leading and trailing dots and underscores are dropped, so the result is never
+    ``.``, ``..`` or a hidden file; Windows device names get a ``_`` prefix; an empty result
+    becomes ``image``.
+    """
+    name = _UNSAFE.sub("_", text).strip("._")[: max(1, max_len)].strip("._")
+    if not name:
+        return "image"
+    if name.split(".", 1)[0].upper() in _RESERVED:
+        name = f"_{name}"[: max(1, max_len)]
+    return name
 
 
 def extension_for(content_type: str | None, head: bytes) -> str | None:
@@ -60,6 +77,8 @@ def extension_for(content_type: str | None, head: bytes) -> str | None:
         return ".webp"
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return ".gif"
+    if head[4:12] == b"ftypavif":
+        return ".avif"
     return None
 
 
@@ -67,14 +86,23 @@ def _target(dest: Path, ext: str) -> Path:
     return dest if dest.suffix else dest.with_name(dest.name + ext)
 
 
+def _part_path(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}.{os.getpid()}.{random.getrandbits(32):08x}.part")
+
+
 def _write_atomically(target: Path, data: bytes | None, part: Path | None) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if data is not None:
-        part = target.with_name(f".{target.name}.{os.getpid()}.{random.getrandbits(32):08x}.part")
-        with open(part, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        part = _part_path(target)
+        try:
+            with open(part, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                part.unlink()
+            raise
     else:
         assert part is not None
         with open(part, "rb+") as handle:
@@ -86,7 +114,10 @@ async def _decode_data_uri(image: ImageResult, dest: Path, max_bytes: int) -> Pa
     header, _, payload = image.image.partition(",")
     if len(payload) * 3 // 4 > max_bytes:
         raise DownloadError(f"data URI image is larger than the {max_bytes:,}-byte cap")
-    data = image.decode()
+    try:
+        data = image.decode()
+    except ValidationError as exc:
+        raise DownloadError(f"data URI result cannot be decoded: {exc.problem}") from None
     ext = extension_for(image.media_type, data[:16])
     if ext is None:
         raise DownloadError(f"data URI is not a known image type ({header[:40]!r})")
@@ -116,7 +147,7 @@ async def _fetch_once(
         if content_type and not content_type.lower().startswith(("image/", "application/octet")):
             raise DownloadError(f"image host sent {content_type!r}, not an image")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        part = dest.with_name(f".{dest.name}.{os.getpid()}.{random.getrandbits(32):08x}.part")
+        part = _part_path(dest)
         size = 0
         head = b""
         try:
@@ -169,7 +200,9 @@ async def download_image(
         try:
             return await _fetch_once(session, url, dest, max_bytes, timeout)
         except DownloadError as exc:
-            if exc.status_code is None or exc.status_code < 500 or attempt >= policy.max_retries:
+            status = exc.status_code
+            retryable = status is not None and (status >= 500 or status in _RETRY_STATUSES)
+            if not retryable or attempt >= policy.max_retries:
                 raise
             error: Exception = exc
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

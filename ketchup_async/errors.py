@@ -14,7 +14,9 @@ KetchupError
 │   └── APITimeoutError
 ├── TaskFailedError(task_id, reason)   - the task reached `failed`
 ├── ClientClosedError                  - the client closed while the job was pending
-└── DownloadError(status_code)         - a result image could not be fetched or decoded
+├── DownloadError(status_code)         - a result image could not be fetched or decoded
+├── BulkError                          - a bulk run cannot start (bad input, nothing to resume)
+└── JournalError                       - a bulk run's journal cannot be used
 ```
 
 Every error carries its context as attributes; none of them ever contains the API key.
@@ -28,8 +30,10 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BulkError",
     "ClientClosedError",
     "DownloadError",
+    "JournalError",
     "KetchupError",
     "NotFoundError",
     "RateLimitError",
@@ -171,3 +175,12 @@ class DownloadError(KetchupError):
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         self.status_code = status_code
         super().__init__(message)
+
+
+class BulkError(KetchupError):
+    """A bulk run cannot start: a bad input, a duplicate key, nothing to resume..."""
+
+
+class JournalError(KetchupError):
+    """A bulk run's journal cannot be used (unreadable, locked, from a newer version, or a
+    write failed)."""

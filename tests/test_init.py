@@ -11,6 +11,10 @@ EXPECTED = {
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BulkError",
+    "BulkInput",
+    "BulkProgress",
+    "BulkSummary",
     "CallbackPayload",
     "ClientClosedError",
     "DEFAULT_BASE_URL",
@@ -20,6 +24,7 @@ EXPECTED = {
     "ImageResult",
     "InsecureTransportWarning",
     "Job",
+    "JournalError",
     "KNOWN_MODELS",
     "KetchupClient",
     "KetchupError",
@@ -37,6 +42,8 @@ EXPECTED = {
     "TaskStatus",
     "ValidationError",
     "__version__",
+    "resume_bulk",
+    "run_bulk",
 }
 
 

@@ -1,0 +1,378 @@
+"""The journal's SQL: plain functions of a ``sqlite3.Connection``, run on the journal thread.
+
+Every state change goes through ``transition``, whose ``WHERE state IN (...)`` comes from the
+pure transition table in ``_states``: a write that the table forbids changes nothing and
+raises ``InvalidTransitionError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ._states import InvalidTransitionError, State, check_transition, sources_of
+from .errors import JournalError
+
+__all__ = [
+    "COLUMNS",
+    "JournalError",
+    "JournalMismatchError",
+    "Row",
+    "add_inputs",
+    "claim_names",
+    "consumed_values",
+    "counts",
+    "get_meta",
+    "missing_files",
+    "recover",
+    "row_by_key",
+    "row_from_db",
+    "rows",
+    "set_files",
+    "set_meta",
+    "setup",
+    "transition",
+    "write_manifest",
+]
+
+SCHEMA_VERSION = 1
+
+#: The columns a ``Row`` is built from, in order.
+COLUMNS = "seq, key, request, state, task_id, images, files, consumed, error"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS inputs (
+    seq INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    request TEXT NOT NULL,
+    state TEXT NOT NULL,
+    task_id TEXT,
+    images TEXT,
+    files TEXT,
+    consumed TEXT,
+    error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inputs_state ON inputs (state, seq);
+CREATE TABLE IF NOT EXISTS names (
+    stem TEXT PRIMARY KEY COLLATE NOCASE,
+    seq INTEGER NOT NULL,
+    idx INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS names_owner ON names (seq, idx);
+"""
+
+# Columns a transition may set (the SQL is built from these names only).
+_SETTABLE = frozenset({"task_id", "images", "consumed", "error"})
+
+_INTERRUPTED = (
+    "the run stopped while this submit was in flight: it may or may not have been charged"
+)
+
+
+class JournalMismatchError(JournalError):
+    """An input key is already in the journal with a different request.
+
+    Attributes:
+        key: The input's key.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"input {key!r} is already in the journal with a different request "
+            "(use a new output directory to run changed inputs)"
+        )
+
+
+@attrs.frozen
+class Row:
+    """One input as the journal holds it.
+
+    Attributes:
+        seq: Position in the run (1-based, in input order).
+        key: The input's stable key (its ``id``, else its 1-based line number).
+        request: The submit body (``model``, ``prompt``, ``images``...), as sent.
+        state: Where the input stands.
+        task_id: The API's task id, once known.
+        images: The result images (URLs or data URIs) of a success.
+        files: The files written for it, relative to the output directory.
+        consumed: Credits consumed, as the API reported them.
+        error: Why it failed / is uncertain / lacks files.
+    """
+
+    seq: int
+    key: str
+    request: dict[str, Any] = attrs.field(eq=False)
+    state: State
+    task_id: str | None = None
+    images: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    consumed: str | None = None
+    error: str | None = None
+
+    @property
+    def prompt(self) -> str:
+        """The prompt of the request."""
+        return str(self.request.get("prompt", ""))
+
+
+def row_from_db(record: Sequence[Any]) -> Row:
+    """Build a ``Row`` from a ``SELECT`` of ``COLUMNS``."""
+    seq, key, request, state, task_id, images, files, consumed, error = record
+    return Row(
+        seq=seq,
+        key=key,
+        request=json.loads(request),
+        state=State(state),
+        task_id=task_id,
+        images=tuple(json.loads(images)) if images else (),
+        files=tuple(json.loads(files)) if files else (),
+        consumed=consumed,
+        error=error,
+    )
+
+
+def setup(conn: sqlite3.Connection) -> None:
+    """Set WAL + ``synchronous=FULL`` and create (or check) the schema."""
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        found = get_meta(conn, "schema")
+        if found is None:
+            set_meta(conn, "schema", str(SCHEMA_VERSION))
+        elif not found.isdigit() or int(found) > SCHEMA_VERSION:
+            raise JournalError(
+                f"the journal has schema version {found!r}; this ketchup-async reads "
+                f"version {SCHEMA_VERSION} (upgrade ketchup-async)"
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def get_meta(conn: sqlite3.Connection, name: str) -> str | None:
+    """Read one meta value."""
+    record = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+    return None if record is None else str(record[0])
+
+
+def set_meta(conn: sqlite3.Connection, name: str, value: str) -> None:
+    """Write one meta value."""
+    conn.execute(
+        "INSERT INTO meta (name, value) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        (name, value),
+    )
+
+
+def add_inputs(conn: sqlite3.Connection, items: Sequence[tuple[str, str]], now: float) -> int:
+    """Insert ``(key, request JSON)`` pairs as ``queued``; return how many were new.
+
+    Raises:
+        JournalMismatchError: A key exists with another request.
+    """
+    added = 0
+    for key, request in items:
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO inputs (key, request, state, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (key, request, State.QUEUED.value, now, now),
+        )
+        if cursor.rowcount == 1:
+            added += 1
+            continue
+        record = conn.execute("SELECT request FROM inputs WHERE key = ?", (key,)).fetchone()
+        if record is None or record[0] != request:
+            raise JournalMismatchError(key)
+    return added
+
+
+def counts(conn: sqlite3.Connection) -> dict[State, int]:
+    """Inputs per state, every state included."""
+    result = dict.fromkeys(State, 0)
+    for state, number in conn.execute("SELECT state, COUNT(*) FROM inputs GROUP BY state"):
+        result[State(state)] = number
+    return result
+
+
+def missing_files(conn: sqlite3.Connection) -> int:
+    """Succeeded inputs with fewer files recorded than result images."""
+    record = conn.execute(
+        "SELECT COUNT(*) FROM inputs WHERE state = ? AND "
+        "json_array_length(COALESCE(files, '[]')) < json_array_length(COALESCE(images, '[]'))",
+        (State.SUCCEEDED.value,),
+    ).fetchone()
+    return int(record[0])
+
+
+def consumed_values(conn: sqlite3.Connection) -> list[str]:
+    """Every non-null ``consumed`` value."""
+    return [r[0] for r in conn.execute("SELECT consumed FROM inputs WHERE consumed IS NOT NULL")]
+
+
+def rows(
+    conn: sqlite3.Connection, state: State | None, after: int, limit: int
+) -> list[Sequence[Any]]:
+    """A page of rows with ``seq > after`` (of one state, or all), in input order."""
+    if state is None:
+        query = f"SELECT {COLUMNS} FROM inputs WHERE seq > ? ORDER BY seq LIMIT ?"
+        return conn.execute(query, (after, limit)).fetchall()
+    query = f"SELECT {COLUMNS} FROM inputs WHERE state = ? AND seq > ? ORDER BY seq LIMIT ?"
+    return conn.execute(query, (state.value, after, limit)).fetchall()
+
+
+def row_by_key(conn: sqlite3.Connection, key: str) -> Sequence[Any] | None:
+    """The row of ``key``, or None."""
+    record: Sequence[Any] | None = conn.execute(
+        f"SELECT {COLUMNS} FROM inputs WHERE key = ?", (key,)
+    ).fetchone()
+    return record
+
+
+def transition(
+    conn: sqlite3.Connection,
+    seq: int,
+    target: State,
+    values: dict[str, Any],
+    now: float,
+    source: State | None = None,
+) -> None:
+    """Move row ``seq`` to ``target`` (setting ``values``) if the table allows it.
+
+    With ``source``, only from that state (which the table must allow).
+
+    Raises:
+        InvalidTransitionError: The row's state cannot go to ``target``.
+        JournalError: There is no such row.
+    """
+    unknown = set(values) - _SETTABLE
+    if unknown:
+        raise JournalError(f"cannot set {sorted(unknown)} in a transition")
+    if source is not None:
+        check_transition(source, target)
+    allowed = sources_of(target) if source is None else {source}
+    sources = sorted(s.value for s in allowed)
+    sets = "".join(f", {column} = ?" for column in values)
+    marks = ", ".join("?" * len(sources))
+    cursor = conn.execute(
+        f"UPDATE inputs SET state = ?, updated_at = ?{sets} WHERE seq = ? AND state IN ({marks})",
+        (target.value, now, *values.values(), seq, *sources),
+    )
+    if cursor.rowcount == 1:
+        return
+    record = conn.execute("SELECT state FROM inputs WHERE seq = ?", (seq,)).fetchone()
+    if record is None:
+        raise JournalError(f"there is no input #{seq} in the journal")
+    check_transition(State(record[0]), target)
+    if source is not None:
+        raise InvalidTransitionError(State(record[0]), target)
+    raise JournalError(f"input #{seq} could not be updated")  # pragma: no cover
+
+
+def recover(conn: sqlite3.Connection, resubmit_uncertain: bool, now: float) -> tuple[int, int]:
+    """``submitting -> uncertain`` for every row; then, if asked, ``uncertain -> queued``."""
+    check_transition(State.SUBMITTING, State.UNCERTAIN)
+    uncertain = conn.execute(
+        "UPDATE inputs SET state = ?, error = ?, updated_at = ? WHERE state = ?",
+        (State.UNCERTAIN.value, _INTERRUPTED, now, State.SUBMITTING.value),
+    ).rowcount
+    requeued = 0
+    if resubmit_uncertain:
+        check_transition(State.UNCERTAIN, State.QUEUED)
+        requeued = conn.execute(
+            "UPDATE inputs SET state = ?, task_id = NULL, error = NULL, updated_at = ? "
+            "WHERE state = ?",
+            (State.QUEUED.value, now, State.UNCERTAIN.value),
+        ).rowcount
+    return uncertain, requeued
+
+
+def set_files(
+    conn: sqlite3.Connection, seq: int, files: list[str], error: str | None, now: float
+) -> None:
+    """Record the files of a succeeded row (and why some are missing, if they are).
+
+    Raises:
+        JournalError: The row has not succeeded.
+    """
+    cursor = conn.execute(
+        "UPDATE inputs SET files = ?, error = ?, updated_at = ? WHERE seq = ? AND state = ?",
+        (json.dumps(files), error, now, seq, State.SUCCEEDED.value),
+    )
+    if cursor.rowcount != 1:
+        raise JournalError(f"input #{seq} has not succeeded: it has no files to record")
+
+
+def claim_names(conn: sqlite3.Connection, seq: int, base: str, count: int) -> list[str]:
+    """Reserve ``count`` file stems for row ``seq`` (see ``Journal.claim_names``)."""
+    stems: list[str] = []
+    for idx in range(count):
+        owned = conn.execute(
+            "SELECT stem FROM names WHERE seq = ? AND idx = ?", (seq, idx)
+        ).fetchone()
+        if owned is not None:
+            stems.append(owned[0])
+            continue
+        natural = base if idx == 0 else f"{base}-{idx + 1}"
+        candidate, attempt = natural, 0
+        while (
+            conn.execute(
+                "INSERT OR IGNORE INTO names (stem, seq, idx) VALUES (?, ?, ?)",
+                (candidate, seq, idx),
+            ).rowcount
+            != 1
+        ):
+            attempt += 1
+            digest = hashlib.sha256(f"{seq}:{idx}:{attempt}".encode()).hexdigest()[:8]
+            candidate = f"{natural}-{digest}"
+        stems.append(candidate)
+    return stems
+
+
+def write_manifest(conn: sqlite3.Connection, dest: Path) -> int:
+    """Write every row as one JSON line to ``dest`` atomically; return the line count."""
+    part = dest.with_name(f".{dest.name}.{os.getpid()}.{random.getrandbits(32):08x}.part")
+    lines = 0
+    try:
+        with open(part, "w", encoding="utf-8", newline="\n") as handle:
+            cursor = conn.execute(
+                "SELECT key, request, state, task_id, files, consumed, error "
+                "FROM inputs ORDER BY seq"
+            )
+            for key, request, state, task_id, files, consumed, error in cursor:
+                entry = {
+                    "id": key,
+                    "prompt": json.loads(request).get("prompt"),
+                    "task_id": task_id,
+                    "status": state,
+                    "files": json.loads(files) if files else [],
+                    "consumed": consumed,
+                    "error": error,
+                }
+                handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                lines += 1
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(part, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            part.unlink()
+        raise
+    return lines

@@ -1,0 +1,180 @@
+"""The ``ketchup`` command line: argparse definitions, and the one-line user error."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from .._version import __version__
+from ..testing._cli import add_arguments as add_fake_server_arguments
+
+__all__ = ["DEFAULT_DEMO_DIR", "UsageError", "build_parser"]
+
+DEFAULT_DEMO_DIR = "ketchup-demo"
+
+
+class UsageError(Exception):
+    """A user mistake: printed as one ``ketchup: error: ...`` line, exit status 2."""
+
+
+class _RefuseApiKey(argparse.Action):
+    """``--api-key VALUE`` exists only to refuse it clearly (it would leak into ps/history)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        raise UsageError(
+            "--api-key is not accepted: a key on the command line leaks into shell history and "
+            "process lists; set KETCHUP_API_KEY or use --api-key-file FILE"
+        )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--base-url", metavar="URL", help="API root (default: $KETCHUP_BASE_URL, else the API)")
+    add(
+        "--api-key-file",
+        metavar="FILE",
+        help="read the API key from FILE (default: $KETCHUP_API_KEY); mode 600 or stricter",
+    )
+    add("--api-key", nargs="?", action=_RefuseApiKey, help=argparse.SUPPRESS)
+    add(
+        "--time-scale",
+        type=_positive_float,
+        default=1.0,
+        metavar="F",
+        help="scale the client's timings (polling, retries) by F, to match a fake server "
+        "started with --time-scale F",
+    )
+
+
+def _add_run(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "--concurrency",
+        type=_positive_int,
+        default=128,
+        metavar="N",
+        help="jobs in flight at once (default: %(default)s)",
+    )
+    add("--submit-rate", type=_positive_float, metavar="R", help="submits per second at most")
+    add(
+        "--query-rate",
+        type=_positive_float,
+        metavar="R",
+        help="task queries per second, for the whole run (default: 10)",
+    )
+    add("--no-download", dest="download", action="store_false", help="do not download images")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ketchup`` parser with its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="ketchup",
+        description="Generate images with the Ketchup API (google/gempix2), many at once.",
+    )
+    parser.add_argument("--version", action="version", version=f"ketchup-async {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the SDK does")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    gen = commands.add_parser(
+        "generate",
+        help="generate an image per prompt into a directory (running it again resumes)",
+        description="Generate an image per input into DIR, durably: the run is journaled in "
+        "DIR/.ketchup, so running the same command again (or `ketchup resume DIR`) picks up "
+        "where it stopped without paying twice.",
+    )
+    gen.add_argument(
+        "input",
+        metavar="INPUT",
+        help="a .txt file (a prompt a line), a .jsonl file (id, prompt, images, model), "
+        "or - for stdin (a prompt a line)",
+    )
+    gen.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    gen.add_argument("--model", metavar="M", help="model for inputs that name none")
+    gen.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="reference image for inputs that have none (repeatable)",
+    )
+    _add_run(gen)
+    _add_connection(gen)
+
+    resume = commands.add_parser(
+        "resume",
+        help="finish a run that stopped",
+        description="Finish the run journaled in DIR: re-attach submitted tasks, download "
+        "missing files, submit what was never sent. Inputs whose submit was in flight when the "
+        "run stopped are 'uncertain' (they may have been charged) and are left alone unless "
+        "--resubmit-uncertain is given.",
+    )
+    resume.add_argument("dir", metavar="DIR", help="the output directory of the run")
+    resume.add_argument(
+        "--resubmit-uncertain",
+        action="store_true",
+        help="submit uncertain inputs again (each may then be paid twice)",
+    )
+    _add_run(resume)
+    _add_connection(resume)
+
+    status = commands.add_parser("status", help="query tasks by id")
+    status.add_argument("task_ids", nargs="+", metavar="TASK_ID")
+    _add_connection(status)
+
+    fake = commands.add_parser(
+        "fake-server",
+        help="run a fake Ketchup API (for tests and benchmarks)",
+        description="Run a fake Ketchup API and its image CDN until Ctrl-C.",
+    )
+    add_fake_server_arguments(fake)
+
+    demo = commands.add_parser(
+        "demo",
+        help="generate sample prompts against an in-process fake API",
+        description="Start a fake Ketchup API in this process and generate sample prompts "
+        "into DIR: a progress bar, real PNG files and a manifest, no key, no credits.",
+    )
+    demo.add_argument(
+        "--count", type=_positive_int, default=24, metavar="N", help="images (default: 24)"
+    )
+    demo.add_argument(
+        "--out",
+        default=DEFAULT_DEMO_DIR,
+        metavar="DIR",
+        help="output directory (default: ./%(default)s)",
+    )
+    demo.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="jobs in flight (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--time-scale",
+        type=_positive_float,
+        default=0.1,
+        metavar="F",
+        help="real seconds per API second (default: %(default)s, ten times real speed)",
+    )
+    return parser

@@ -1,0 +1,199 @@
+"""Progress and summaries: a rich live bar on a terminal, plain periodic lines otherwise."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
+
+from .._bulk import BulkProgress, BulkSummary
+from .._states import State
+from ._args import UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = [
+    "PlainProgress",
+    "RichProgress",
+    "format_duration",
+    "format_line",
+    "load_rich",
+    "make_reporter",
+    "print_summary",
+]
+
+
+def load_rich() -> None:
+    """Fail with one clear line if rich (the ``cli`` extra) is not installed."""
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "the ketchup command needs the 'rich' package: pip install 'ketchup-async[cli]'"
+        ) from None
+
+
+def format_duration(seconds: float | None) -> str:
+    """``42s``, ``3m05s``, ``2h03m``; ``?`` when unknown."""
+    if seconds is None:
+        return "?"
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _credits(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+def _states(p: BulkProgress) -> str:
+    c = p.counts
+    text = f"ok {c[State.SUCCEEDED]}  failed {c[State.FAILED]}  uncertain {c[State.UNCERTAIN]}"
+    return f"{text}  in flight {p.in_flight}"
+
+
+def format_line(p: BulkProgress) -> str:
+    """One plain progress line."""
+    return (
+        f"[{p.elapsed:7.1f}s] {p.done}/{p.total} done | {_states(p)} | "
+        f"{_credits(p.consumed)} credits | {p.rate:.1f}/s | ETA {format_duration(p.eta)}"
+    )
+
+
+class PlainProgress:
+    """Prints a progress line every ``interval`` seconds and one at the end."""
+
+    def __init__(
+        self,
+        stream: IO[str],
+        *,
+        interval: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream = stream
+        self.interval = interval
+        self.clock = clock
+        self._last: float | None = None
+        self._latest: BulkProgress | None = None
+
+    def __call__(self, progress: BulkProgress) -> None:
+        """Remember ``progress``; print it if the last line is ``interval`` old."""
+        self._latest = progress
+        now = self.clock()
+        if self._last is None:
+            self._last = now  # the first line comes one interval in
+        elif now - self._last >= self.interval:
+            self._last = now
+            self._print(progress)
+
+    def _print(self, progress: BulkProgress) -> None:
+        print(format_line(progress), file=self.stream, flush=True)
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._latest is not None:
+            self._print(self._latest)
+
+
+class RichProgress:
+    """A live rich progress bar: done/total, states, credits, rate and ETA."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]ketchup"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[green]✓ {task.fields[ok]}[/] [red]✗ {task.fields[failed]}[/]"),
+            TextColumn("[yellow]? {task.fields[uncertain]}[/] ⋯ {task.fields[flight]}"),
+            TextColumn("{task.fields[credits]} credits"),
+            TextColumn("{task.fields[rate]}/s  ETA {task.fields[eta]}"),
+            console=console,
+            transient=False,
+            refresh_per_second=8,
+        )
+        self._task = self._progress.add_task(
+            "run", total=None, ok=0, failed=0, uncertain=0, flight=0, credits="0", rate="0", eta="?"
+        )
+
+    def __call__(self, progress: BulkProgress) -> None:
+        """Update the bar."""
+        c = progress.counts
+        self._progress.update(
+            self._task,
+            total=progress.total,
+            completed=progress.done,
+            ok=c[State.SUCCEEDED],
+            failed=c[State.FAILED],
+            uncertain=c[State.UNCERTAIN],
+            flight=progress.in_flight,
+            credits=_credits(progress.consumed),
+            rate=f"{progress.rate:.1f}",
+            eta=format_duration(progress.eta),
+        )
+
+    def __enter__(self) -> RichProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        self._progress.stop()
+
+
+def make_reporter(console: Console, stream: IO[str]) -> RichProgress | PlainProgress:
+    """A rich bar when ``stream`` is a terminal, else plain lines every 2 s."""
+    if console.is_terminal and stream.isatty():
+        return RichProgress(console)
+    return PlainProgress(stream)
+
+
+def _rows(summary: BulkSummary) -> list[tuple[str, str]]:
+    jobs = summary.submitted + summary.resumed
+    rows = [
+        ("inputs", f"{summary.total:,}"),
+        ("succeeded", f"{summary.succeeded:,}"),
+        ("failed", f"{summary.failed:,}"),
+        ("uncertain", f"{summary.uncertain:,}"),
+        ("not finished", f"{summary.pending:,}"),
+    ]
+    if summary.download:
+        rows.append(("files written", f"{summary.files_written:,}"))
+        rows.append(("files missing", f"{summary.missing_files:,}"))
+    rows += [
+        ("submitted (this run)", f"{summary.submitted:,}"),
+        ("re-attached (this run)", f"{summary.resumed:,}"),
+        ("queries per job", f"{summary.queries / jobs:.2f}" if jobs else "-"),
+        ("credits consumed", _credits(summary.consumed)),
+        ("wall time", f"{summary.elapsed:.1f}s"),
+        ("throughput", f"{jobs / summary.elapsed:.1f} jobs/s" if summary.elapsed > 0 else "-"),
+        ("manifest", str(summary.manifest)),
+    ]
+    return rows
+
+
+def print_summary(console: Console, summary: BulkSummary, *, title: str = "Summary") -> None:
+    """Print the end-of-run table."""
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    styles: dict[str, Any] = {"failed": "red", "uncertain": "yellow", "files missing": "red"}
+    for name, value in _rows(summary):
+        zero = value in ("0", "-")
+        table.add_row(name, value, style=None if zero else styles.get(name))
+    console.print(table)
