@@ -97,11 +97,13 @@ class KetchupClient:
         max_download_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("KETCHUP_API_KEY")
+        if key is not None and not isinstance(key, str):
+            raise ValidationError("api_key", f"must be a string, got {type(key).__name__}")
         if key is None or not key.strip():
             raise ValidationError(
                 "api_key", "no API key: pass api_key=... or set the KETCHUP_API_KEY variable"
             )
-        if not isinstance(key, str) or any(c.isspace() or ord(c) < 32 for c in key):
+        if any(c.isspace() or ord(c) < 32 for c in key):
             raise ValidationError("api_key", "must be a single token without whitespace")
         url = base_url or os.environ.get("KETCHUP_BASE_URL") or DEFAULT_BASE_URL
         _validate.check_http_url(url, field="base_url")
@@ -114,15 +116,16 @@ class KetchupClient:
                 stacklevel=2,
             )
         _validate.check_model(model)
-        for name, value in (("max_concurrency", max_concurrency), ("max_images", max_images)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValidationError(name, f"must be a non-negative integer, got {value!r}")
-        if max_concurrency < 1:
-            raise ValidationError("max_concurrency", "must be at least 1")
-        if submit_rate is not None and not submit_rate > 0:
-            raise ValidationError("submit_rate", f"must be positive or None, got {submit_rate!r}")
-        if not timeout > 0:
-            raise ValidationError("timeout", f"must be positive, got {timeout!r}")
+        if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 0:
+            raise ValidationError("max_images", f"must be an integer >= 0, got {max_images!r}")
+        _validate.check_positive(max_concurrency, field="max_concurrency", integer=True)
+        _validate.check_positive(max_download_bytes, field="max_download_bytes", integer=True)
+        if submit_rate is not None:
+            _validate.check_positive(submit_rate, field="submit_rate")
+        _validate.check_positive(timeout, field="timeout")
+        for name, value, cls in (("polling", polling, PollPolicy), ("retry", retry, RetryPolicy)):
+            if value is not None and not isinstance(value, cls):
+                raise ValidationError(name, f"must be a {cls.__name__}, got {type(value).__name__}")
         self._api_key = key
         self.base_url = url.rstrip("/")
         self.model = model
@@ -211,7 +214,7 @@ class KetchupClient:
         return GenerateRequest(
             prompt,
             model=model,
-            images=tuple(images),
+            images=images,
             callback_url=callback_url,
             max_images=self.max_images,
         )
@@ -350,6 +353,11 @@ class KetchupClient:
         or task is an ``Outcome`` with ``error``; the iteration itself does not raise for it.
         Breaking out of the loop stops submitting and stops tracking what is in flight.
         """
+        if isinstance(inputs, (str, bytes)) or not isinstance(inputs, (Iterable, AsyncIterable)):
+            # A lone prompt would be iterated character by character: one paid job per letter.
+            raise ValidationError(
+                "inputs", f"must be an iterable of prompts or requests, got {type(inputs).__name__}"
+            )
         self._open()
         return generate_many(self, inputs, concurrency=concurrency)
 
@@ -362,6 +370,10 @@ class KetchupClient:
         temporary file and renamed into place; ``dest`` without a suffix gets one from the
         content type. Capped at ``max_download_bytes``.
         """
+        if not isinstance(image, (ImageResult, str)):
+            raise ValidationError("image", f"must be a URL, got {type(image).__name__}")
+        if not isinstance(dest, (str, os.PathLike)):
+            raise ValidationError("dest", f"must be a path, got {type(dest).__name__}")
         transport, _ = self._open()
         return await download_image(
             transport.session,

@@ -60,7 +60,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 def retry_delay(
     attempt: int, policy: RetryPolicy, rng: random.Random, retry_after: float | None = None
 ) -> float:
-    """The sleep before retry number ``attempt + 1``: ``Retry-After`` (capped) or full jitter."""
+    """The sleep before retry number ``attempt + 1``: full jitter, at least ``Retry-After``.
+
+    ``Retry-After`` (capped at ``retry_after_cap``) is a floor, not a replacement for the
+    back-off: the delays of a request refused again and again still grow (and spread), instead
+    of every retry coming back after the same short ``Retry-After``.
+    """
+    delay = backoff_delay(attempt, policy, rng)
     if retry_after is not None:
-        return min(retry_after, policy.retry_after_cap)
-    return backoff_delay(attempt, policy, rng)
+        return max(min(retry_after, policy.retry_after_cap), delay)
+    return delay

@@ -6,6 +6,7 @@ Everything here runs before a request is built, so a bad input never costs a req
 from __future__ import annotations
 
 import binascii
+import math
 import re
 from base64 import b64decode
 from collections.abc import Iterable
@@ -114,6 +115,16 @@ def check_images(value: object, *, max_images: int, field: str = "images") -> tu
             field, f"has {len(items)} reference images; at most {max_images} are allowed"
         )
     return tuple(check_image_ref(item, field=f"{field}[{i}]") for i, item in enumerate(items))
+
+
+def check_positive(value: object, *, field: str, integer: bool = False) -> float:
+    """Return a finite number above zero (an ``int`` if ``integer``), or raise naming ``field``."""
+    kind = "a positive integer" if integer else "a positive number"
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise ValidationError(field, f"must be {kind}, got {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValidationError(field, f"must be {kind}, got {value!r}")
+    return value
 
 
 def check_task_id(value: object, *, field: str = "task_id") -> str:

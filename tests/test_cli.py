@@ -560,3 +560,19 @@ def test_fake_server_subcommand(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+
+
+def test_main_restores_the_library_log_level() -> None:
+    """Running the CLI in process leaves the ketchup_async logger's level as it found it."""
+    import logging
+
+    from ketchup_async.cli import main
+
+    logger = logging.getLogger("ketchup_async")
+    before = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        main(["status", "../not-a-task-id"])
+        assert logger.level == logging.INFO
+    finally:
+        logger.setLevel(before)

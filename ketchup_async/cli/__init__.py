@@ -26,12 +26,13 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
-def _configure_logging(verbose: bool) -> logging.Handler:
+def _configure_logging(verbose: bool) -> tuple[logging.Handler, int]:
     logger = logging.getLogger("ketchup_async")
     handler = _StderrHandler()
+    previous = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    return handler
+    return handler, previous
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"ketchup: error: {exc}", file=sys.stderr)
         return 2
-    handler = _configure_logging(args.verbose)
+    handler, previous_level = _configure_logging(args.verbose)
     try:
         from ._commands import dispatch
 
@@ -51,4 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ketchup: error: {exc}", file=sys.stderr)
         return 2
     finally:
-        logging.getLogger("ketchup_async").removeHandler(handler)
+        # Called in process (tests, other tools), leave the library's logging as it was.
+        logger = logging.getLogger("ketchup_async")
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)

@@ -1,0 +1,28 @@
+"""The soak benchmark, short: 1,000 jobs through the whole fault mix, every one accounted for."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from benchmarks.soak import ok, render, run_soak
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_thousand_jobs_through_every_fault_are_all_accounted_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """500s, 502s, resets, drops after accept, latency, 429s and a restart: none lost or doubled."""
+    caplog.set_level(logging.CRITICAL, logger="aiohttp.server")  # the fake's expected noise
+    summary = await run_soak(jobs=1000, scale=0.002, concurrency=300, timeout=0.3, restarts=1)
+    assert ok(summary), render(summary)
+    assert summary["resolved_once"] == 1000
+    assert summary["lost"] == summary["resolved_twice"] == summary["paid_twice"] == 0
+    faults = summary["faults_injected"]
+    for kind in ("error_500", "html_502", "reset", "reset_after_accept", "latency"):
+        assert faults.get(kind, 0) > 0, kind
+    assert faults["429_on_query"] + faults["429_on_submit"] > 0
+    assert faults["server_restart"] == 1
+    assert summary["outcomes"]["succeeded"] > 900
