@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
 from ketchup_async import KetchupClient, PollPolicy, RetryPolicy
@@ -18,6 +19,13 @@ API_KEY = "dk-test0123456789"
 def anyio_backend() -> str:
     """Run async tests on asyncio (the SDK is asyncio-native)."""
     return "asyncio"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain aiohttp session, for speaking raw HTTP to a fake server."""
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 @pytest.fixture

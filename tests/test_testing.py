@@ -5,62 +5,16 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
+from _raw_api import AUTH, MODEL, query, slow_server, submit
 
 from ketchup_async.testing import FakeKetchupServer, FakeTask, Faults
 from ketchup_async.testing._state import FAILURE_REASONS
 
-KEY = "dk-test"
-AUTH = {"Authorization": f"Bearer {KEY}"}
-MODEL = "google/gempix2"
-UA = {"User-Agent": "ketchup-async-tests/1.0"}
 TASK_ID_RE = re.compile(r"^ta[0-9a-f]{6}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-
-
-def slow_server(**config: Any) -> FakeKetchupServer:
-    """A server whose tasks stay pending (1000 API s render) unless forced."""
-    return FakeKetchupServer(render_time=1000.0, render_sigma=0.0, **config)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def submit(
-    http: aiohttp.ClientSession,
-    server: FakeKetchupServer,
-    body: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> aiohttp.ClientResponse:
-    payload = body if body is not None else {"model": MODEL, "prompt": "a red fox"}
-    url = f"{server.base_url}/api/image/gen"
-    async with http.post(url, json=payload, headers=AUTH if headers is None else headers) as r:
-        await r.read()
-        return r
-
-
-async def query(
-    http: aiohttp.ClientSession,
-    server: FakeKetchupServer,
-    task_id: str | None,
-    headers: dict[str, str] | None = None,
-) -> aiohttp.ClientResponse:
-    params = {} if task_id is None else {"task_id": task_id}
-    url = f"{server.base_url}/api/task/query"
-    async with http.get(url, params=params, headers=AUTH if headers is None else headers) as r:
-        await r.read()
-        return r
 
 
 def age(task: FakeTask, seconds: float) -> None:

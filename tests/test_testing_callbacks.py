@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from _raw_api import slow_server
 from aiohttp import web
 
 from ketchup_async.testing import FakeKetchupServer
@@ -28,16 +29,6 @@ class Receiver:
         self.headers.append(dict(request.headers))
         self.times.append(time.monotonic())
         return web.Response(text="ok")
-
-
-def slow_server(**config: Any) -> FakeKetchupServer:
-    """A server whose tasks stay pending (1000 API s render) unless forced."""
-    return FakeKetchupServer(render_time=1000.0, render_sigma=0.0, **config)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture

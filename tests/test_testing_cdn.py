@@ -4,41 +4,10 @@ from __future__ import annotations
 
 import base64
 import zlib
-from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
-
-from ketchup_async.testing import FakeKetchupServer
-
-AUTH = {"Authorization": "Bearer dk-test"}
-UA = {"User-Agent": "ketchup-async-tests/1.0"}
-
-
-def slow_server(**config: Any) -> FakeKetchupServer:
-    """A server whose tasks stay pending (1000 API s render) unless forced."""
-    return FakeKetchupServer(render_time=1000.0, render_sigma=0.0, **config)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def query(
-    http: aiohttp.ClientSession, server: FakeKetchupServer, task_id: str
-) -> aiohttp.ClientResponse:
-    url = f"{server.base_url}/api/task/query"
-    async with http.get(url, params={"task_id": task_id}, headers=AUTH) as r:
-        await r.read()
-        return r
+from _raw_api import UA, query, slow_server
 
 
 @pytest.mark.anyio

@@ -3,51 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
+from _raw_api import KEY, query, slow_server, submit
 
 from ketchup_async.testing import FakeKetchupServer
-
-KEY = "dk-test"
-AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-def slow_server(**config: Any) -> FakeKetchupServer:
-    """A server whose tasks stay pending (1000 API s render) unless forced."""
-    return FakeKetchupServer(render_time=1000.0, render_sigma=0.0, **config)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def submit(
-    http: aiohttp.ClientSession, server: FakeKetchupServer, headers: dict[str, str] | None = None
-) -> aiohttp.ClientResponse:
-    url = f"{server.base_url}/api/image/gen"
-    body = {"model": "google/gempix2", "prompt": "a red fox"}
-    async with http.post(url, json=body, headers=AUTH if headers is None else headers) as r:
-        await r.read()
-        return r
-
-
-async def query(
-    http: aiohttp.ClientSession, server: FakeKetchupServer, task_id: str
-) -> aiohttp.ClientResponse:
-    url = f"{server.base_url}/api/task/query"
-    async with http.get(url, params={"task_id": task_id}, headers=AUTH) as r:
-        await r.read()
-        return r
 
 
 @pytest.mark.anyio

@@ -82,13 +82,6 @@ async def post(http: aiohttp.ClientSession, url: str, data: Any) -> tuple[int, d
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """A plain HTTP client for posting to the receiver."""
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 def offline_client() -> KetchupClient:
     """A client that is never asked to send anything."""
     return KetchupClient(api_key=API_KEY, base_url="http://127.0.0.1:9")
