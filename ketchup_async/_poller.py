@@ -51,6 +51,13 @@ QUERY_PATH = "/api/task/query"
 EARLY_CALLBACKS = 10_000
 
 
+def _limiter(rate: float, tick: float) -> AsyncLimiter:
+    # The budget may be spent a schedule tick's worth at a time (at least one query): a
+    # limiter of capacity 1 waits one timer tick (~1 ms) per query, capping it near 900/s.
+    burst = max(1.0, rate * tick)
+    return AsyncLimiter(burst, burst / rate)
+
+
 def _set_done(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -68,7 +75,7 @@ class Poller:
         self._jobs: dict[str, Job] = {}
         self._queue: PollQueue[Job] = PollQueue(lambda job, due: job.due == due)
         self._slots = asyncio.Semaphore(policy.max_in_flight)
-        self._limiter = AsyncLimiter(1, 1.0 / policy.rate)
+        self._limiter = _limiter(policy.rate, self.schedule.tick)
         self._limiter_rate = policy.rate
         self._runner: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -159,7 +166,7 @@ class Poller:
             self._runner = self._loop.create_task(self._run(), name="ketchup-async poller")
 
     def _push(self, job: Job, due: float) -> None:
-        due = self.schedule.floor(job.last_poll, due)
+        due = self.schedule.align(self.schedule.floor(job.last_poll, due))
         job.due = due
         self._queue.push(due, job)
         if due < self._wake_at and self._wake is not None:
@@ -207,8 +214,14 @@ class Poller:
     async def _acquire_budget(self) -> None:
         rate = self.rate.current_rate(self._loop.time())
         if abs(rate - self._limiter_rate) > 0.01 * self._limiter_rate:
-            self._limiter = AsyncLimiter(1, 1.0 / rate)
+            self._limiter = _limiter(rate, self.schedule.tick)
             self._limiter_rate = rate
+        if self._limiter.max_rate > 1.0 and not self._limiter.has_capacity():
+            # Out of a budget of several queries per tick: wait for the next tick of the grid
+            # (a tick's worth has leaked by then), not for one query's, so that queries leave
+            # in a batch. (At one query per tick the limiter's own wait is the same, and exact.)
+            now = self._loop.time()
+            await asyncio.sleep(self.schedule.next_tick(now) - now)
         await self._limiter.acquire()
 
     async def _query(self, job: Job) -> Task:

@@ -18,6 +18,7 @@ from ketchup_async import (
     TaskNotFoundError,
     TaskStatus,
 )
+from ketchup_async._poller import _limiter
 from ketchup_async.testing import FakeKetchupServer, Faults
 
 from .conftest import API_KEY, SCALE, make_client
@@ -81,6 +82,16 @@ async def test_query_rate_stays_within_budget(server: FakeKetchupServer) -> None
     for i, start in enumerate(times):
         in_window = sum(1 for t in times[i:] if t - start < window)
         assert in_window <= rate * window + 2
+
+
+async def test_query_budget_is_spent_a_tick_at_a_time() -> None:
+    """The limiter holds a schedule tick's worth of queries (at least one), at the budget."""
+    fast = _limiter(4000.0, 0.01)  # one query per timer wake-up would cap it near 900/s
+    assert fast.max_rate == pytest.approx(40.0)
+    assert fast.max_rate / fast.time_period == pytest.approx(4000.0)
+    slow = _limiter(10.0, 0.1)
+    assert slow.max_rate == 1.0
+    assert slow.time_period == pytest.approx(0.1)
 
 
 async def test_poller_slows_down_when_rate_limited() -> None:

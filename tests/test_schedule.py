@@ -155,3 +155,34 @@ def test_schedule_invariants(
     assert due >= now + min_interval - 1e-9
     if not callback:
         assert schedule.next_due(now, polls) <= now + policy.max_interval + 1e-9
+
+
+@given(
+    due=st.floats(min_value=0, max_value=1e7),
+    min_interval=st.floats(min_value=0.01, max_value=10),
+)
+def test_align_never_moves_a_due_time_earlier_nor_by_more_than_a_tick(
+    due: float, min_interval: float
+) -> None:
+    """Aligning to the tick grid delays a due time by at most one tick."""
+    schedule = Schedule(PollPolicy(min_interval=min_interval))
+    aligned = schedule.align(due)
+    assert due <= aligned <= due + schedule.tick * 1.001
+
+
+def test_due_times_within_one_tick_share_one_aligned_time() -> None:
+    """Queries due within the same tick are released together (one wake-up for the batch)."""
+    schedule = Schedule(PollPolicy(min_interval=1.0))
+    assert schedule.tick == pytest.approx(0.1)
+    assert schedule.align(1234.51) == schedule.align(1234.55) == schedule.align(1234.6)
+    assert schedule.align(1234.6) == pytest.approx(1234.6)
+    assert schedule.align(math.inf) == math.inf
+
+
+@given(now=st.floats(min_value=0, max_value=1e7), min_interval=st.floats(0.01, 10))
+def test_next_tick_is_the_next_grid_point(now: float, min_interval: float) -> None:
+    """next_tick is strictly after now, at most one tick later, and on the grid."""
+    schedule = Schedule(PollPolicy(min_interval=min_interval))
+    tick = schedule.next_tick(now)
+    assert now < tick <= now + schedule.tick * 1.001
+    assert schedule.align(tick) == pytest.approx(tick)

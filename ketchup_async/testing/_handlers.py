@@ -240,6 +240,15 @@ class ServerHandlers:
         summary["tasks"] = len(self._store.tasks)
         return web.json_response(summary, dumps=_dumps)
 
+    async def _handle_tasks(self, request: web.Request) -> web.StreamResponse:
+        # For benchmarks: when each task is (or will be) final, on this host's monotonic clock.
+        now = _monotonic()
+        tasks = {
+            task_id: {"completed_at": task.completed_at, "status": task.status(now)}
+            for task_id, task in self._store.tasks.items()
+        }
+        return web.json_response({"now": now, "tasks": tasks}, dumps=_dumps)
+
     # -- CDN -------------------------------------------------------------------------------
 
     async def _handle_image(self, request: web.Request) -> web.StreamResponse:

@@ -218,6 +218,7 @@ class FakeKetchupServer(ServerHandlers):
         api.router.add_post("/api/image/gen", self._handle_submit)
         api.router.add_get("/api/task/query", self._handle_query)
         api.router.add_get("/_fake/stats", self._handle_stats)
+        api.router.add_get("/_fake/tasks", self._handle_tasks)
         cdn = web.Application()
         cdn.router.add_get("/images/{name}", self._handle_image)
         self._port = await self._serve(api, self._port)
