@@ -70,7 +70,11 @@ class Poller:
         self._transport = transport
         self.policy = policy
         self.schedule = Schedule(policy)
-        self.rate = RateController(policy.rate, recovery_period=5.0 * policy.min_interval)
+        self.rate = RateController(
+            policy.rate,
+            floor=1.0 / policy.min_interval,  # one query per per-task floor: the least useful
+            recovery_period=5.0 * policy.min_interval,
+        )
         self._loop = asyncio.get_running_loop()
         self._jobs: dict[str, Job] = {}
         self._queue: PollQueue[Job] = PollQueue(lambda job, due: job.due == due)
@@ -322,11 +326,13 @@ class Poller:
     def _learn(self, job: Job, now: float, *, exact: bool) -> None:
         if not job.learn:
             return
-        if exact or job.last_running is None:
-            seconds = now - job.submitted_at
+        model = self.schedule.model
+        if exact:
+            model.observe(now - job.submitted_at)
         else:
-            seconds = (job.last_running + now) / 2.0 - job.submitted_at
-        self.schedule.model.observe(seconds)
+            # The answer brackets the render time: after the last "still running", by now.
+            low = 0.0 if job.last_running is None else job.last_running - job.submitted_at
+            model.observe_between(low, now - job.submitted_at)
 
     def _finish(self, job: Job, outcome: GenerationResult | BaseException) -> None:
         self.forget(job)

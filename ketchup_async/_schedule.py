@@ -55,15 +55,44 @@ class DurationModel:
         self.count = 0
 
     def observe(self, seconds: float) -> None:
-        """Learn from one finished job's render time."""
+        """Learn from one finished job's exact render time (e.g. a webhook's arrival)."""
         if not (seconds > 0 and math.isfinite(seconds)):
             return
+        delta = math.log(seconds) - self._mean
+        self._update(delta, delta * delta)
+
+    def observe_between(self, low: float, high: float) -> None:
+        """Learn from a job known to have finished after ``low`` and by ``high`` seconds.
+
+        A poll only brackets a render time: taking ``high`` (when the poll saw it done) as the
+        render time biases the fit upwards, and the more so the more overdue the polls are.
+        Instead the update uses the expected log render time (and its spread) of the current
+        fit truncated to the bracket: an online EM step for interval-censored data.
+        """
+        if not (high > 0 and math.isfinite(high)) or low >= high:
+            return
+        mean, sigma = self._mean, self.sigma
+        a = (math.log(low) - mean) / sigma if low > 0 else -math.inf
+        b = (math.log(high) - mean) / sigma
+        mass = _NORMAL.cdf(b) - (_NORMAL.cdf(a) if low > 0 else 0.0)
+        if mass < 1e-9:  # far out in a tail of the fit: fall back to the bracket's middle
+            self.observe(math.sqrt(low * high) if low > 0 else high)
+            return
+        pdf_a = _NORMAL.pdf(a) if low > 0 else 0.0
+        a_pdf_a = a * pdf_a if low > 0 else 0.0
+        pdf_b = _NORMAL.pdf(b)
+        expected_delta = sigma * (pdf_a - pdf_b) / mass
+        expected_square = sigma * sigma * (1.0 + (a_pdf_a - b * pdf_b) / mass)
+        self._update(expected_delta, expected_square)
+
+    def _update(self, delta: float, square: float) -> None:
+        # Exponentially weighted mean and variance of log(render time); ``square`` is the
+        # (expected) squared deviation from the current mean.
         self.count += 1
         self._weight = min(self._weight + 1.0, self.max_weight)
         alpha = 1.0 / self._weight
-        delta = math.log(seconds) - self._mean
         self._mean += alpha * delta
-        self._var = (1.0 - alpha) * (self._var + alpha * delta * delta)
+        self._var = (1.0 - alpha) * (self._var + alpha * square)
 
     @property
     def median(self) -> float:
@@ -186,15 +215,16 @@ class PollQueue(Generic[T]):
 class RateController:
     """Additive-increase, multiplicative-decrease control of the query rate.
 
-    A 429 halves the rate (down to ``floor_fraction`` of the budget) and pauses everything for
-    the server's ``Retry-After``; every quiet ``recovery_period`` the rate grows by
-    ``recovery_step`` of the budget until it is back at the budget.
+    A 429 halves the rate (down to ``floor`` queries per second, an absolute figure: a large
+    budget must still be able to come down to what a small server allows) and pauses
+    everything for the server's ``Retry-After``; every quiet ``recovery_period`` the rate grows
+    by ``recovery_step`` of itself until it is back at the budget.
     """
 
     __slots__ = (
         "_last_change",
         "budget",
-        "floor_fraction",
+        "floor",
         "paused_until",
         "rate",
         "recovery_period",
@@ -205,13 +235,13 @@ class RateController:
         self,
         budget: float,
         *,
-        floor_fraction: float = 0.05,
+        floor: float = 1.0,
         recovery_period: float = 5.0,
         recovery_step: float = 0.1,
     ) -> None:
         self.budget = budget
         self.rate = budget
-        self.floor_fraction = floor_fraction
+        self.floor = min(floor, budget)
         self.recovery_period = recovery_period
         self.recovery_step = recovery_step
         self.paused_until = -math.inf
@@ -222,7 +252,7 @@ class RateController:
         self.paused_until = max(self.paused_until, now + retry_after)
         # One storm of 429s from queries already in flight counts as one signal.
         if now - self._last_change >= retry_after or self.rate >= self.budget:
-            self.rate = max(self.budget * self.floor_fraction, self.rate / 2.0)
+            self.rate = max(self.floor, self.rate / 2.0)
         self._last_change = now
 
     def current_rate(self, now: float) -> float:
@@ -231,6 +261,6 @@ class RateController:
             quiet = now - max(self._last_change, self.paused_until)
             if quiet >= self.recovery_period:
                 steps = int(quiet // self.recovery_period)
-                self.rate = min(self.budget, self.rate + steps * self.recovery_step * self.budget)
+                self.rate = min(self.budget, self.rate * (1.0 + self.recovery_step) ** steps)
                 self._last_change = now
         return self.rate

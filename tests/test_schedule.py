@@ -113,8 +113,8 @@ def test_rate_halves_on_429_and_recovers_slowly() -> None:
     assert rate.paused_until == 102.0
     assert rate.current_rate(101.0) == 5.0
     assert rate.current_rate(106.0) == 5.0  # only 4 s quiet since the pause ended
-    assert rate.current_rate(107.0) == pytest.approx(6.0)
-    assert rate.current_rate(200.0) == 10.0
+    assert rate.current_rate(107.0) == pytest.approx(5.5)
+    assert rate.current_rate(400.0) == 10.0
 
 
 def test_a_storm_of_429s_counts_once() -> None:
@@ -128,12 +128,39 @@ def test_a_storm_of_429s_counts_once() -> None:
     assert rate.rate == 4.0
 
 
-def test_rate_never_falls_below_its_floor() -> None:
-    """However many 429s arrive the rate stays at or above the floor fraction."""
-    rate = RateController(10.0, floor_fraction=0.05)
+def test_rate_floor_is_absolute() -> None:
+    """A large budget can come down to the absolute floor a small server needs."""
+    rate = RateController(2000.0, floor=1.0)
     for i in range(50):
         rate.on_rate_limited(i * 10.0, 1.0)
-    assert rate.rate == pytest.approx(0.5)
+    assert rate.rate == pytest.approx(1.0)
+
+
+def test_censored_learning_recovers_the_true_median() -> None:
+    """Learning from brackets (finished by the first, overdue poll) finds the true median."""
+    import random
+
+    rng = random.Random(4)
+    model = DurationModel(10.0)
+    biased = DurationModel(10.0)
+    for _ in range(3000):
+        render = 8.0 * math.exp(0.5 * rng.gauss(0.0, 1.0))
+        first = 12.0 + rng.uniform(0.0, 3.0)  # an overdue first poll, independent of the render
+        polls = [first + 2.0 * k for k in range(200)]
+        k = next(k for k, t in enumerate(polls) if t >= render)
+        model.observe_between(0.0 if k == 0 else polls[k - 1], polls[k])
+        biased.observe(polls[k])
+    assert model.median == pytest.approx(8.0, rel=0.12)
+    assert 0.35 < model.sigma < 0.65
+    assert biased.median > 11.0  # what taking the detection time as render time learns
+
+
+def test_bracket_in_a_far_tail_still_teaches() -> None:
+    """A bracket far outside the fit falls back to its middle instead of dividing by ~0."""
+    model = DurationModel(1.0, prior_sigma=0.1)
+    model.observe_between(1000.0, 1100.0)
+    assert model.count == 1
+    assert model.median > 1.0
 
 
 @given(
