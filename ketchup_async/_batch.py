@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ._jobs import Job
 from ._models import GenerateRequest, Outcome
@@ -19,7 +19,9 @@ from .errors import KetchupError, TaskFailedError, ValidationError
 if TYPE_CHECKING:
     from ._client import KetchupClient
 
-__all__ = ["AfterSubmit", "BeforeSubmit", "Item", "generate_many"]
+__all__ = ["AfterSubmit", "BeforeSubmit", "Item", "aiter_inputs", "generate_many"]
+
+T = TypeVar("T")
 
 Item = str | GenerateRequest
 #: Called with (index, request) just before a submit is sent (e.g. to journal "submitting").
@@ -28,7 +30,8 @@ BeforeSubmit = Callable[[int, GenerateRequest], Awaitable[None]]
 AfterSubmit = Callable[[int, GenerateRequest, str], Awaitable[None]]
 
 
-async def _aiter(inputs: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator[Item]:
+async def aiter_inputs(inputs: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
+    """Iterate a sync or async iterable asynchronously, lazily."""
     if isinstance(inputs, AsyncIterable):
         async for item in inputs:
             yield item
@@ -106,7 +109,7 @@ async def generate_many(
 
     async def feed() -> None:
         index = -1
-        async for item in _aiter(inputs):
+        async for item in aiter_inputs(inputs):
             index += 1
             await slots.acquire()
             if client.closed:

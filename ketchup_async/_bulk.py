@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._batch import aiter_inputs
 from ._bulk_progress import BulkProgress
 from ._bulk_runner import BulkRunner
 from ._converter import unstructure_request
@@ -117,15 +118,6 @@ def request_json(request: GenerateRequest, *, default_model: str) -> str:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-async def _items(inputs: Iterable[object] | AsyncIterable[object]) -> AsyncIterator[object]:
-    if isinstance(inputs, AsyncIterable):
-        async for item in inputs:
-            yield item
-    else:
-        for item in inputs:
-            yield item
-
-
 def _as_input(item: object, position: int, max_images: int) -> BulkInput:
     if isinstance(item, BulkInput):
         return item
@@ -151,7 +143,7 @@ async def _ingest(
     batch: list[tuple[str, str]] = []
     added = 0
     position = 0
-    async for item in _items(inputs):
+    async for item in aiter_inputs(inputs):
         position += 1
         entry = _as_input(item, position, client.max_images)
         if entry.key in seen:
