@@ -93,10 +93,6 @@ class Poller:
     def __len__(self) -> int:
         return len(self._jobs)
 
-    def get(self, task_id: str) -> Job | None:
-        """The tracked job for ``task_id``, if any."""
-        return self._jobs.get(task_id)
-
     # -- tracking ---------------------------------------------------------------------------
 
     def add(
