@@ -6,9 +6,15 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from hypothesis import settings
 
 from ketchup_async import KetchupClient, PollPolicy, RetryPolicy
 from ketchup_async.testing import FakeKetchupServer
+
+# The machine is shared and noisy: a property is judged on its examples, never on how long
+# one example took (hypothesis' default 200 ms deadline turns CPU contention into failures).
+settings.register_profile("ketchup", deadline=None)
+settings.load_profile("ketchup")
 
 #: Real seconds per API second in integration tests: everything runs 100x faster.
 SCALE = 0.01
