@@ -435,7 +435,14 @@ def _cli(*argv: str, base_url: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    # A shell starts background jobs with SIGINT ignored and the child would inherit that
+    # (then Ctrl-C rightly does nothing): give the CLI the disposition a terminal user has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _count(journal: Path, states: tuple[str, ...]) -> int:
