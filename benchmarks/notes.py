@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .targets import W1_CPU_RATIO, W1_LAG, W1_QUERY_RATIO
@@ -80,6 +81,7 @@ def _w1(results: dict[str, Any]) -> list[str]:
             "trade-off of the two schedule knobs at this budget)."
         )
     notes += _tradeoff(results)
+    notes += _frontier(results)
     notes += [
         "- **naive asyncio** is the provider's sample code in Python: one coroutine per job, "
         "submit, then `sleep(1)` and query until final, one shared `aiohttp.ClientSession`; a "
@@ -95,6 +97,41 @@ def _w1(results: dict[str, Any]) -> list[str]:
         "bare aiohttp request measured on the same machine (see the end of this page).",
     ]
     return notes
+
+
+def _frontier(results: dict[str, Any]) -> list[str]:
+    entry = results["workloads"]["W1"]
+    frontier = entry.get("frontier")
+    naive, large = _med(results, "W1", "naive"), _med(results, "W1", "ketchup-large")
+    if not frontier or naive is None or large is None:
+        return []
+    curve = ", ".join(
+        f"{point['lag_p50']:g} s: {point['queries_per_job']:.2f}" for point in frontier
+    )
+    at_target = [p for p in frontier if p["lag_p50"] == W1_LAG]
+    text = (
+        "- **The best any schedule can do** (the dashed line in the chart). On this run's "
+        "render times, an oracle that knows their distribution exactly and polls every job on "
+        "the best possible schedule, with the SDK's 1 s floor and 15 s ceiling between two "
+        "polls of a task, needs at least this many queries/job for a lag p50 of at most "
+        f"(lag: queries) {curve} (`benchmarks/frontier.py`, exact on a 0.05 s grid)."
+    )
+    if at_target:
+        fewest = at_target[0]["queries_per_job"]
+        cost = _per_request(large)
+        floor = cost * (1.0 + fewest)
+        budget = W1_CPU_RATIO * naive["cpu_ms_per_job"] / (1.0 + fewest)
+        text += (
+            f" CPU per job is one submit plus the queries, and a request costs the SDK about "
+            f"what it costs the naive client ({cost:.3f} ms against {_per_request(naive):.3f} "
+            f"ms, submits included, in this run). So a lag p50 <= {W1_LAG} s costs at least "
+            f"{1.0 + fewest:.2f} requests/job, {floor:.3f} ms/job, "
+            f"{floor / naive['cpu_ms_per_job']:.2f}x the naive client: the W1 lag and CPU "
+            f"targets can hold together only if a request costs at most {budget:.3f} ms, "
+            f"{100.0 * (1.0 - budget / _per_request(naive)):.0f}% less than the naive client's "
+            "own aiohttp requests."
+        )
+    return [text]
 
 
 def _tradeoff(results: dict[str, Any]) -> list[str]:
@@ -157,10 +194,14 @@ def _w2(results: dict[str, Any]) -> list[str]:
             f"- With `PollPolicy(rate={LARGE_RATE:.0f})` (200 times the server's limit) the "
             f"poller provoked {large['rate_limited']:,.0f} 429s "
             f"({large['rate_limited'] / large['jobs']:.2f} per job), for a lag p50 of "
-            f"{large['lag_p50']:.1f} s: its rate controller halves the rate on each 429 but "
-            f"never below 5% of the budget ({0.05 * LARGE_RATE:.0f} q/s, above this limit), "
-            "so it keeps pausing for `Retry-After` instead of settling. That is what a larger "
-            "default budget would cost against a rate-limited API, as the controller stands."
+            f"{large['lag_p50']:.1f} s. Its rate controller pauses for `Retry-After` and halves "
+            "the rate once per storm of 429s (the queries already in flight, up to "
+            "`max_in_flight`, all come back 429 together), so it needs about "
+            f"{math.ceil(math.log2(LARGE_RATE / 10.0))} storms to come down from "
+            f"{LARGE_RATE:.0f} to 10 q/s; it then grows the rate by 10% every 5 "
+            "quiet seconds and touches the limit again every half minute or so (the sawtooth of "
+            "additive-increase, multiplicative-decrease control). That is what a larger default "
+            "budget would cost against a rate-limited API."
         )
     return notes
 

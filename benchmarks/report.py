@@ -212,6 +212,17 @@ def write_chart(results: dict[str, Any], path: Path) -> bool:
             + ", ".join(f"{p[0]}" for p in points)
             + " (right to left)",
         )
+    frontier = [p for p in w1.get("frontier", []) if not math.isnan(p["queries_per_job"])]
+    if frontier:
+        ax.plot(
+            [p["queries_per_job"] for p in frontier],
+            [p["lag_p50"] for p in frontier],
+            linestyle="--",
+            color="black",
+            alpha=0.6,
+            zorder=2,
+            label="best possible schedule (an oracle knowing the render-time distribution)",
+        )
     markers = {"ketchup": "o", "webhooks": "s", "naive": "^", "threads": "v"}
     for row in w1["rows"].values():
         if not row["sweep_only"]:

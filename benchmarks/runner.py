@@ -18,6 +18,7 @@ import attrs
 
 from .fakeproc import FakeServerProcess
 from .figures import Figures, median_figures, run_figures
+from .frontier import poll_frontier
 from .workloads import Row, Workload, workloads
 
 __all__ = ["RunOptions", "machine", "run_all"]
@@ -84,7 +85,8 @@ def _variant(variant: str, base_url: str, args: list[str]) -> dict[str, Any]:
     return result
 
 
-def _run_row(workload: Workload, row: Row, seed: int) -> Figures:
+def _run_row(workload: Workload, row: Row, seed: int) -> tuple[Figures, list[float]]:
+    """One variant run: its figures and the render times (API s) the server drew."""
     with FakeServerProcess(workload.all_server_args(seed)) as server:
         flags = ["--jobs", str(workload.jobs), "--scale", repr(workload.scale), *row.flags()]
         record = _variant(row.variant, server.base_url, flags)
@@ -100,7 +102,7 @@ def _run_row(workload: Workload, row: Row, seed: int) -> Figures:
     )
     if record["errors"]:
         figures["errors"] = float(len(record["errors"]))
-    return figures
+    return figures, [float(task["render_seconds"]) for task in tasks.values()]
 
 
 def _run_raw(workload: Workload, seed: int, count: int) -> dict[str, Any]:
@@ -123,8 +125,12 @@ def _describe(figures: Figures) -> str:
     )
 
 
-def _rows_workload(workload: Workload, options: RunOptions, log: Log) -> dict[str, Any]:
+def _rows_workload(
+    workload: Workload, options: RunOptions, log: Log
+) -> tuple[dict[str, Any], list[float]]:
+    """Every row's rounds and medians, and the render times of the first run."""
     per_row: dict[str, list[Figures]] = {row.key: [] for row in workload.rows}
+    renders: list[float] = []
     for round_index in range(options.rounds):
         shift = round_index % len(workload.rows)
         order = workload.rows[shift:] + workload.rows[:shift]
@@ -132,13 +138,14 @@ def _rows_workload(workload: Workload, options: RunOptions, log: Log) -> dict[st
             if row.sweep_only and round_index >= options.sweep_rounds:
                 continue
             started = time.monotonic()
-            figures = _run_row(workload, row, options.seed)
+            figures, drawn = _run_row(workload, row, options.seed)
+            renders = renders or drawn
             per_row[row.key].append(figures)
             log(
                 f"[{workload.key} round {round_index + 1}/{options.rounds}] {row.key}: "
                 f"{_describe(figures)} ({time.monotonic() - started:.0f} s)"
             )
-    return {
+    rows = {
         row.key: {
             **attrs.asdict(row),
             "in_sweep": row.in_sweep,
@@ -147,6 +154,7 @@ def _rows_workload(workload: Workload, options: RunOptions, log: Log) -> dict[st
         }
         for row in workload.rows
     }
+    return rows, renders
 
 
 def _median_scale(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -193,7 +201,10 @@ def run_all(options: RunOptions, log: Log) -> dict[str, Any]:
                 for _ in range(options.rounds):
                     raw_rounds.append(_run_raw(workload, options.seed, raw_count))
                 log(f"[raw] one aiohttp query: {raw_rounds[0]['query_cpu'] * 1e6:.0f} us CPU")
-            entry["rows"] = _rows_workload(workload, options, log)
+            entry["rows"], renders = _rows_workload(workload, options, log)
+            if workload.query_limit is None and renders:
+                entry["frontier"] = poll_frontier(renders)
+                log(f"[{workload.key}] best possible schedule: {entry['frontier']}")
         else:
             entry["pending"] = list(workload.pending)
             entry["queries"] = workload.queries

@@ -69,6 +69,11 @@ def test_smoke_run_writes_results_with_nothing_lost(tmp_path: Path) -> None:
         assert row["median"]["lost"] == 0, row["key"]
         assert row["median"]["duplicated"] == 0, row["key"]
     assert results["workloads"]["W3"]["median"]["steps"][-1]["pending"] == 2000
+    frontier = results["workloads"]["W1"]["frontier"]  # the best-schedule bound, per lag
+    assert [p["lag_p50"] for p in frontier] == sorted(p["lag_p50"] for p in frontier)
+    assert all(p["queries_per_job"] >= 1.0 for p in frontier)
+    assert "W2" in results["workloads"]
+    assert "frontier" not in results["workloads"]["W2"]
     assert "| naive asyncio" in done.stdout  # the headline table
 
 
@@ -116,7 +121,7 @@ def test_percentile_interpolates_and_handles_empty() -> None:
 
 @pytest.mark.anyio
 async def test_fake_tasks_endpoint_lists_completion_times() -> None:
-    """GET /_fake/tasks gives each task's completed_at (monotonic) and current status."""
+    """GET /_fake/tasks gives each task's completed_at (monotonic), render time and status."""
     async with FakeKetchupServer(api_keys=(API_KEY,), time_scale=SCALE, seed=2) as server:
         async with KetchupClient(api_key=API_KEY, base_url=server.base_url) as client:
             job = await client.submit("a red bicycle")
@@ -129,4 +134,5 @@ async def test_fake_tasks_endpoint_lists_completion_times() -> None:
     task = body["tasks"][job.task_id]
     assert task["status"] == "success"
     assert task["completed_at"] == server.tasks[job.task_id].completed_at
+    assert task["render_seconds"] == server.tasks[job.task_id].render_seconds
     assert task["completed_at"] <= body["now"]

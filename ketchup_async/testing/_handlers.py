@@ -241,10 +241,15 @@ class ServerHandlers:
         return web.json_response(summary, dumps=_dumps)
 
     async def _handle_tasks(self, request: web.Request) -> web.StreamResponse:
-        # For benchmarks: when each task is (or will be) final, on this host's monotonic clock.
+        # For benchmarks: when each task is (or will be) final, on this host's monotonic clock,
+        # and its drawn render time in API seconds.
         now = _monotonic()
         tasks = {
-            task_id: {"completed_at": task.completed_at, "status": task.status(now)}
+            task_id: {
+                "completed_at": task.completed_at,
+                "render_seconds": task.render_seconds,
+                "status": task.status(now),
+            }
             for task_id, task in self._store.tasks.items()
         }
         return web.json_response({"now": now, "tasks": tasks}, dumps=_dumps)
