@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from .targets import W1_CPU_RATIO, W1_LAG, W1_QUERY_RATIO
@@ -194,12 +193,12 @@ def _w2(results: dict[str, Any]) -> list[str]:
             f"- With `PollPolicy(rate={LARGE_RATE:.0f})` (200 times the server's limit) the "
             f"poller provoked {large['rate_limited']:,.0f} 429s "
             f"({large['rate_limited'] / large['jobs']:.2f} per job), for a lag p50 of "
-            f"{large['lag_p50']:.1f} s. Its rate controller pauses for `Retry-After` and halves "
-            "the rate once per storm of 429s (the queries already in flight, up to "
-            "`max_in_flight`, all come back 429 together), so it needs about "
-            f"{math.ceil(math.log2(LARGE_RATE / 10.0))} storms to come down from "
-            f"{LARGE_RATE:.0f} to 10 q/s; it then grows the rate by 10% every 5 "
-            "quiet seconds and touches the limit again every half minute or so (the sawtooth of "
+            f"{large['lag_p50']:.1f} s. Its rate controller pauses for `Retry-After` and, once "
+            "per storm of 429s (the queries already in flight, up to `max_in_flight`, come "
+            "back 429 together), cuts the rate to at most half and at most what the server "
+            f"answered over the last second: it comes down from {LARGE_RATE:.0f} q/s to the "
+            "server's 10 in its first storm, then grows the rate by 10% every 5 quiet seconds "
+            "and touches the limit again about every half minute (the sawtooth of "
             "additive-increase, multiplicative-decrease control). That is what a larger default "
             "budget would cost against a rate-limited API."
         )

@@ -74,6 +74,7 @@ class Poller:
             policy.rate,
             floor=1.0 / policy.min_interval,  # one query per per-task floor: the least useful
             recovery_period=5.0 * policy.min_interval,
+            window=policy.min_interval,
         )
         self._loop = asyncio.get_running_loop()
         self._jobs: dict[str, Job] = {}
@@ -280,6 +281,7 @@ class Poller:
                 self._finish(job, exc)
             else:
                 job.errors = 0
+                self.rate.on_answered(loop.time())
                 self._resolve(
                     job, task.status, task.images, task.consumed, task.reason, exact=False
                 )

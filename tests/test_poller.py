@@ -109,6 +109,21 @@ async def test_poller_slows_down_when_rate_limited() -> None:
         assert final_rate < 2000
 
 
+async def test_large_budget_meets_a_small_limit_in_one_storm() -> None:
+    """A budget 200x the server's limit: one storm of 429s, not one per halving."""
+    scale = 0.02
+    async with FakeKetchupServer(
+        api_keys=(API_KEY,), time_scale=scale, seed=3, query_rate_limit=10.0, retry_after=1.0
+    ) as server:
+        policy = PollPolicy(rate=2000.0).scaled(scale)
+        async with make_client(server, polling=policy) as client:
+            prompts = [f"p{i}" for i in range(300)]
+            outcomes = [o async for o in client.generate_many(prompts, concurrency=300)]
+        assert all(o.ok for o in outcomes)
+        # Halving alone took ~8 storms of up to max_in_flight 429s each (about 100 in all).
+        assert server.stats.rate_limited <= policy.max_in_flight + 16
+
+
 async def test_transient_faults_never_fail_a_job() -> None:
     """With 10% 500s, HTML 502s and resets on queries, every job still resolves."""
     faults = Faults(error_500=0.1, html_502=0.1, reset=0.1)
