@@ -173,8 +173,8 @@ def _tradeoff(results: dict[str, Any]) -> list[str]:
 def _w2(results: dict[str, Any]) -> list[str]:
     notes = [
         "- The server answers `429` with `Retry-After: 1` above 10 queries per API second; "
-        "the SDK's default budget is 10 queries/s, and its poller pauses and halves its rate "
-        "on a 429.",
+        "the SDK's default budget is 10 queries/s, and its poller pauses and cuts its rate on "
+        "a 429.",
         "- The limit also bounds the lag of any client that polls: the physical-limit row "
         "gives the lag of an oracle that queries each task once, the instant it completes, "
         "within 10 queries/s (computed from this run's completion times). Webhooks are not "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import select
 import signal
@@ -11,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,63 +17,22 @@ import pytest
 
 from ketchup_async.cli import main
 
+from ._processes import BANNER, FakeProcess, cli_process, journal_count
 from .conftest import API_KEY
 
-FAKE_LINE = re.compile(r"fake server listening on (http://127\.0\.0\.1:\d+) ")
 SCALE = "0.002"
 FINAL = {"succeeded", "failed", "uncertain"}
 
 
-class FakeAPI:
-    """A fake Ketchup API in its own process (``python -m ketchup_async.testing``)."""
-
-    def __init__(self, time_scale: str) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ketchup_async.testing",
-                "--port",
-                "0",
-                "--time-scale",
-                time_scale,
-                "--api-key",
-                API_KEY,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 20.0)
-        assert ready, "the fake server did not start"
-        match = FAKE_LINE.match(self.proc.stdout.readline())
-        assert match, "unexpected fake server banner"
-        self.url = match.group(1)
-
-    def stats(self) -> dict[str, object]:
-        with urllib.request.urlopen(f"{self.url}/_fake/stats", timeout=10) as response:
-            stats: dict[str, object] = json.load(response)
-        return stats
-
-    def created(self, prompt: str) -> int:
-        return int(self.stats()["created_per_prompt"].get(prompt, 0))  # type: ignore[attr-defined]
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+def _fake_api(time_scale: str) -> FakeProcess:
+    """A fake Ketchup API in its own process, accepting the tests' key."""
+    return FakeProcess("--time-scale", time_scale, "--api-key", API_KEY)
 
 
 @pytest.fixture(scope="module")
-def api() -> Iterator[FakeAPI]:
+def api() -> Iterator[FakeProcess]:
     """One fast fake API process for the module (prompts are unique per test)."""
-    fake = FakeAPI(SCALE)
+    fake = _fake_api(SCALE)
     yield fake
     fake.stop()
 
@@ -110,7 +67,7 @@ def manifest(out: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
 
 
-def gen(api: FakeAPI, source: Path | str, out: Path, *extra: str) -> int:
+def gen(api: FakeProcess, source: Path | str, out: Path, *extra: str) -> int:
     return run(
         "generate",
         str(source),
@@ -237,7 +194,7 @@ def test_an_unreadable_input(tmp_path: Path, env: None, capsys: pytest.CaptureFi
 
 
 def test_an_unwritable_output_directory(
-    tmp_path: Path, env: None, api: FakeAPI, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, env: None, api: FakeProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--out under a regular file cannot be created: one line, nothing sent."""
     blocker = write(tmp_path / "file", "x")
@@ -264,7 +221,7 @@ def test_resume_without_a_run(
 
 
 def test_a_directory_in_use_is_refused(
-    tmp_path: Path, env: None, api: FakeAPI, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, env: None, api: FakeProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A second run on a directory whose journal is locked: one line, nothing sent."""
     import fcntl
@@ -296,7 +253,7 @@ def test_a_bad_flag_value_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_generate_writes_files_manifest_and_progress(
-    tmp_path: Path, env: None, api: FakeAPI, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, env: None, api: FakeProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A .txt run: a file per prompt, a manifest, a final progress line and a summary."""
     source = write(tmp_path / "p.txt", "gen cat\n\ngen dog\ngen owl\n")
@@ -315,7 +272,7 @@ def test_generate_writes_files_manifest_and_progress(
 
 
 def test_the_same_command_again_submits_nothing(
-    tmp_path: Path, env: None, api: FakeAPI, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, env: None, api: FakeProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Running generate twice resumes: no new task, nothing re-downloaded."""
     source = write(tmp_path / "p.txt", "again cat\nagain dog\n")
@@ -327,7 +284,7 @@ def test_the_same_command_again_submits_nothing(
     assert re.search(r"submitted \(this run\)\s*│\s*0", capsys.readouterr().out)
 
 
-def test_generate_from_jsonl_names_files_by_id(tmp_path: Path, env: None, api: FakeAPI) -> None:
+def test_generate_from_jsonl_names_files_by_id(tmp_path: Path, env: None, api: FakeProcess) -> None:
     """JSONL ids become file names (sanitised), models and images are honoured."""
     source = write(
         tmp_path / "p.jsonl",
@@ -340,7 +297,7 @@ def test_generate_from_jsonl_names_files_by_id(tmp_path: Path, env: None, api: F
 
 
 def test_generate_from_stdin(
-    tmp_path: Path, env: None, api: FakeAPI, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, env: None, api: FakeProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """INPUT '-' reads prompts from stdin."""
     import io
@@ -351,7 +308,9 @@ def test_generate_from_stdin(
     assert [line["prompt"] for line in manifest(out)] == ["stdin cat", "stdin dog"]
 
 
-def test_a_failed_input_makes_the_exit_status_1(tmp_path: Path, env: None, api: FakeAPI) -> None:
+def test_a_failed_input_makes_the_exit_status_1(
+    tmp_path: Path, env: None, api: FakeProcess
+) -> None:
     """A model the API refuses fails its input; the others succeed; exit 1."""
     source = write(
         tmp_path / "p.jsonl",
@@ -363,7 +322,7 @@ def test_a_failed_input_makes_the_exit_status_1(tmp_path: Path, env: None, api: 
 
 
 def test_resume_leaves_uncertain_inputs_unless_asked(
-    tmp_path: Path, env: None, api: FakeAPI, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, env: None, api: FakeProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An input that died mid-submit stays uncertain (exit 1, with a hint) until asked."""
     out = tmp_path / "out"
@@ -389,7 +348,7 @@ def test_resume_leaves_uncertain_inputs_unless_asked(
 
 
 def test_status_shows_a_table(
-    env: None, api: FakeAPI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    env: None, api: FakeProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """status queries each id; an unknown id makes the exit status 1."""
     out = tmp_path / "out"
@@ -428,34 +387,7 @@ def test_demo_refuses_a_directory_it_did_not_write(
 
 
 def _cli(*argv: str, base_url: str) -> subprocess.Popen[str]:
-    environ = {**os.environ, "KETCHUP_API_KEY": API_KEY, "KETCHUP_BASE_URL": base_url}
-    return subprocess.Popen(
-        [sys.executable, "-m", "ketchup_async.cli", *argv],
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_default_sigint,
-    )
-
-
-def _default_sigint() -> None:
-    # A shell starts background jobs with SIGINT ignored and the child would inherit that
-    # (then Ctrl-C rightly does nothing): give the CLI the disposition a terminal user has.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _count(journal: Path, states: tuple[str, ...]) -> int:
-    """Rows in ``states``, read from another process while the run writes (WAL)."""
-    if not journal.exists():
-        return -1
-    try:
-        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5) as conn:
-            marks = ",".join("?" * len(states))
-            query = f"SELECT COUNT(*) FROM inputs WHERE state IN ({marks})"
-            return int(conn.execute(query, states).fetchone()[0])
-    except sqlite3.OperationalError:  # not created yet
-        return -1
+    return cli_process(*argv, base_url=base_url, api_key=API_KEY)
 
 
 def _wait_for(condition: object, proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
@@ -467,14 +399,14 @@ def _wait_for(condition: object, proc: subprocess.Popen[str], timeout: float = 3
 
 
 @pytest.fixture
-def slow_api() -> Iterator[FakeAPI]:
+def slow_api() -> Iterator[FakeProcess]:
     """A fake API whose renders take ~0.16 s, so runs can be stopped mid-way."""
-    fake = FakeAPI("0.02")
+    fake = _fake_api("0.02")
     yield fake
     fake.stop()
 
 
-def test_sigkill_at_any_point_never_pays_twice(tmp_path: Path, slow_api: FakeAPI) -> None:
+def test_sigkill_at_any_point_never_pays_twice(tmp_path: Path, slow_api: FakeProcess) -> None:
     """Killed with SIGKILL at several points then resumed: every input final, none paid twice."""
     prompts = [f"kill prompt {i}" for i in range(150)]
     source = write(tmp_path / "p.txt", "\n".join(prompts) + "\n")
@@ -492,9 +424,9 @@ def test_sigkill_at_any_point_never_pays_twice(tmp_path: Path, slow_api: FakeAPI
     )
     # Kill points: as soon as the journal exists, after 10 task ids, after 60 successes.
     points = [
-        lambda: _count(journal, ("queued",)) > 0,
-        lambda: _count(journal, ("submitted", "succeeded")) >= 10,
-        lambda: _count(journal, ("succeeded",)) >= 60,
+        lambda: journal_count(journal, ("queued",)) > 0,
+        lambda: journal_count(journal, ("submitted", "succeeded")) >= 10,
+        lambda: journal_count(journal, ("succeeded",)) >= 60,
     ]
     for point in points:
         proc = _cli(*argv, base_url=slow_api.url)
@@ -518,8 +450,14 @@ def test_sigkill_at_any_point_never_pays_twice(tmp_path: Path, slow_api: FakeAPI
     print(f"\nSIGKILL x3 then resume: 150 inputs, {uncertain} uncertain, 0 paid twice")
 
 
-def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path, slow_api: FakeAPI) -> None:
-    """SIGINT: exit 130, a resume hint, no input left mid-submit; resume completes the run."""
+@pytest.mark.parametrize(
+    ("stop", "code", "what"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+)
+def test_signal_stops_cleanly_and_resume_finishes(
+    tmp_path: Path, slow_api: FakeProcess, stop: signal.Signals, code: int, what: str
+) -> None:
+    """SIGINT or SIGTERM: 128 + signal, a resume hint, nothing mid-submit; resume finishes."""
     source = write(tmp_path / "p.txt", "\n".join(f"sigint {i}" for i in range(100)) + "\n")
     out = tmp_path / "out"
     journal = out / ".ketchup" / "journal.sqlite3"
@@ -534,13 +472,14 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path, slow_api: Fake
         "0.02",
         base_url=slow_api.url,
     )
-    _wait_for(lambda: _count(journal, ("succeeded",)) >= 10, proc)
-    proc.send_signal(signal.SIGINT)
+    _wait_for(lambda: journal_count(journal, ("succeeded",)) >= 10, proc)
+    proc.send_signal(stop)
     _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == code, stderr
+    assert f"ketchup: {what}; the journal is intact" in stderr
     assert f"ketchup resume {out}" in stderr
     assert "Traceback" not in stderr
-    assert _count(journal, ("submitting",)) == 0
+    assert journal_count(journal, ("submitting",)) == 0
     assert len(manifest(out)) == 100
     resume = _cli("resume", str(out), "--time-scale", "0.02", base_url=slow_api.url)
     _, stderr = resume.communicate(timeout=60)
@@ -560,7 +499,7 @@ def test_fake_server_subcommand(tmp_path: Path) -> None:
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], 20.0)
         assert ready
-        assert FAKE_LINE.match(proc.stdout.readline())
+        assert BANNER.match(proc.stdout.readline())
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:

@@ -2,7 +2,8 @@
 
 Thin: every command calls the library (``run_bulk``, ``resume_bulk``, ``KetchupClient``).
 Exit status: 0 when every input succeeded, 1 when some did not, 2 for a usage error, 130 when
-interrupted (Ctrl-C; the journal is intact and ``ketchup resume DIR`` continues).
+interrupted (Ctrl-C) and 143 when terminated (SIGTERM); after either the journal is intact and
+``ketchup resume DIR`` continues.
 """
 
 from __future__ import annotations

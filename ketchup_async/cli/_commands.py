@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import stat
 import sys
 import warnings
@@ -25,9 +27,21 @@ from ._args import UsageError
 from ._inputs import load_inputs
 from ._progress import load_rich, make_reporter, print_summary
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "dispatch", "read_api_key"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "EXIT_USAGE",
+    "Interrupted",
+    "dispatch",
+    "read_api_key",
+    "run_async",
+]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: 128 + the signal's number, as a shell reports a process killed by it.
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
 
 T = TypeVar("T")
 
@@ -96,13 +110,49 @@ def make_client(options: dict[str, Any]) -> KetchupClient:
     return client
 
 
+class Interrupted(Exception):
+    """A signal stopped the command: SIGINT (Ctrl-C) or SIGTERM (a service manager's stop).
+
+    Attributes:
+        code: The exit status to report (``EXIT_INTERRUPTED`` or ``EXIT_TERMINATED``).
+        what: How to say it to the user.
+    """
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+        self.what = "terminated" if code == EXIT_TERMINATED else "interrupted"
+        super().__init__(self.what)
+
+
 def run_async(work: Callable[[], Awaitable[T]]) -> T:
-    """Run ``work()`` in a fresh event loop (Ctrl-C cancels it and raises KeyboardInterrupt)."""
+    """Run ``work()`` in a fresh event loop; SIGINT and SIGTERM cancel it cleanly.
+
+    Raises:
+        Interrupted: A signal stopped the work (after it unwound: the journal is consistent).
+    """
+    terminated = False
 
     async def main() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_sigterm() -> None:
+            nonlocal terminated
+            terminated = True
+            task.cancel()
+
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_sigterm)
         return await work()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        raise Interrupted(EXIT_INTERRUPTED) from None
+    except asyncio.CancelledError:
+        if terminated:
+            raise Interrupted(EXIT_TERMINATED) from None
+        raise
 
 
 def _console() -> Any:
@@ -140,12 +190,12 @@ def run_bulk_command(
 
     try:
         summary = run_async(go)
-    except KeyboardInterrupt:
+    except Interrupted as stop:
         print(
-            f"\nketchup: interrupted; the journal is intact. Resume with: ketchup resume {out_dir}",
+            f"\nketchup: {stop.what}; the journal is intact. Resume with: ketchup resume {out_dir}",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return stop.code
     except (BulkError, JournalError, ValidationError) as exc:
         raise UsageError(str(exc)) from None
     except AuthenticationError as exc:
@@ -244,8 +294,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     try:
         answers = run_async(go)
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    except Interrupted as stop:
+        return stop.code
     except AuthenticationError as exc:
         raise UsageError(f"the API refused the key: {exc}") from None
     from rich.table import Table

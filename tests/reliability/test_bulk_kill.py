@@ -9,12 +9,10 @@ the key must be in none of the files the run wrote.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +20,8 @@ from typing import Any
 
 import pytest
 
+from .._processes import PAST_QUEUED, FakeProcess, cli_process, journal_count
 from ._accounting import API_KEY
-from ._fakeproc import FakeProcess
 
 SCALE = "0.01"
 N = 200
@@ -53,26 +51,12 @@ def faulty_api() -> Iterator[FakeProcess]:
 
 
 def _cli(*argv: str, base_url: str) -> subprocess.Popen[str]:
-    environ = {**os.environ, "KETCHUP_API_KEY": API_KEY, "KETCHUP_BASE_URL": base_url}
-    return subprocess.Popen(
-        [sys.executable, "-m", "ketchup_async.cli", *argv],
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return cli_process(*argv, base_url=base_url, api_key=API_KEY)
 
 
 def _progressed(journal: Path) -> int:
     """Inputs past ``queued`` (read from another process while the run writes, WAL)."""
-    if not journal.exists():
-        return -1
-    try:
-        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5) as conn:
-            row = conn.execute("SELECT COUNT(*) FROM inputs WHERE state != 'queued'").fetchone()
-            return int(row[0])
-    except sqlite3.OperationalError:  # the schema is not there yet
-        return -1
+    return journal_count(journal, PAST_QUEUED)
 
 
 def _kill_when(proc: subprocess.Popen[str], journal: Path, threshold: int, extra: float) -> bool:

@@ -15,8 +15,8 @@ import pytest
 
 from ketchup_async.cli import main
 
+from .._processes import FakeProcess
 from ._accounting import API_KEY
-from ._fakeproc import FakeProcess
 
 URLS = [f"https://img.example.com/{i}.png" for i in range(5)]
 
