@@ -98,13 +98,13 @@ class Workload:
         return ["--time-scale", repr(self.scale), "--seed", str(seed), *self.server_args]
 
 
-def _w1_rows(sweep: tuple[tuple[float, float], ...]) -> tuple[Row, ...]:
-    large = int(LARGE_RATE)
-    rows = [
+def _variant_rows() -> list[Row]:
+    """The side-by-side rows every rate workload runs (W1 adds the sweep)."""
+    return [
         Row(key="ketchup", label="ketchup-async (default `PollPolicy()`)", variant="ketchup"),
         Row(
             key="ketchup-large",
-            label=f"ketchup-async, `PollPolicy(rate={large})`",
+            label=f"ketchup-async, `PollPolicy(rate={int(LARGE_RATE)})`",
             variant="ketchup",
             rate=LARGE_RATE,
         ),
@@ -112,13 +112,17 @@ def _w1_rows(sweep: tuple[tuple[float, float], ...]) -> tuple[Row, ...]:
         Row(key="naive", label="naive asyncio (poll every 1 s)", variant="naive"),
         Row(key="threads", label="threads + requests (64 workers)", variant="threads"),
     ]
+
+
+def _w1_rows(sweep: tuple[tuple[float, float], ...]) -> tuple[Row, ...]:
+    rows = _variant_rows()
     for quantile, backoff in sweep:
         if (quantile, backoff) == (_DEFAULT_QUANTILE, _DEFAULT_BACKOFF):
             continue  # that point is the ketchup-large row
         rows.append(
             Row(
                 key=f"sweep-q{quantile}-b{backoff}",
-                label=f"rate={large}, q={quantile}, backoff={backoff}",
+                label=f"rate={int(LARGE_RATE)}, q={quantile}, backoff={backoff}",
                 variant="ketchup",
                 rate=LARGE_RATE,
                 first_poll_quantile=quantile,
@@ -130,19 +134,7 @@ def _w1_rows(sweep: tuple[tuple[float, float], ...]) -> tuple[Row, ...]:
 
 
 def _w2_rows() -> tuple[Row, ...]:
-    large = int(LARGE_RATE)
-    return (
-        Row(key="ketchup", label="ketchup-async (default `PollPolicy()`)", variant="ketchup"),
-        Row(
-            key="ketchup-large",
-            label=f"ketchup-async, `PollPolicy(rate={large})`",
-            variant="ketchup",
-            rate=LARGE_RATE,
-        ),
-        Row(key="webhooks", label="ketchup-async + webhooks", variant="webhooks"),
-        Row(key="naive", label="naive asyncio (poll every 1 s)", variant="naive"),
-        Row(key="threads", label="threads + requests (64 workers)", variant="threads"),
-    )
+    return tuple(_variant_rows())
 
 
 _RENDER = ("--render-time", "8", "--render-sigma", "0.5")
