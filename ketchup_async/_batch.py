@@ -8,6 +8,7 @@ completion is a future callback, not a task, so pending jobs cost no wake-ups.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
@@ -24,7 +25,8 @@ __all__ = ["AfterSubmit", "BeforeSubmit", "Item", "aiter_inputs", "generate_many
 T = TypeVar("T")
 
 Item = str | GenerateRequest
-#: Called with (index, request) just before a submit is sent (e.g. to journal "submitting").
+#: Called with (index, request) just before a submit goes on the wire (to journal
+#: "submitting"); not called when the submit fails before it is sent.
 BeforeSubmit = Callable[[int, GenerateRequest], Awaitable[None]]
 #: Called with (index, request, task_id) as soon as the task id is known, before tracking.
 AfterSubmit = Callable[[int, GenerateRequest, str], Awaitable[None]]
@@ -91,10 +93,13 @@ async def generate_many(
             emit(_outcome(job, index))
 
     async def submit_one(index: int, request: GenerateRequest) -> None:
+        # before_submit runs as late as possible: after any submit_rate wait, holding a
+        # request slot, just before the submit goes on the wire.
+        on_send = (
+            None if before_submit is None else functools.partial(before_submit, index, request)
+        )
         try:
-            if before_submit is not None:
-                await before_submit(index, request)
-            job = await client.submit_request(request)
+            job = await client._submit(request, on_send)
             if after_submit is not None:
                 await after_submit(index, request, job.task_id)
         except KetchupError as exc:

@@ -3,8 +3,9 @@
 One pass (``BulkRunner.drive``) does, concurrently:
 - re-attach every ``submitted`` task with ``client.track()`` (no new submit);
 - download the files of every success that lacks them on disk;
-- submit every ``queued`` input through ``generate_many``, journaling ``submitting`` before
-  each submit and the task id as soon as it is known (both awaited: they guard the money);
+- submit every ``queued`` input through ``generate_many``, journaling ``submitting`` just before
+  each submit goes on the wire (after any ``submit_rate`` wait, holding a request slot) and the
+  task id as soon as it is known (both awaited: they guard the money);
 - record each outcome, then download its images (bounded concurrency).
 
 Outcome writes are not awaited one by one (the journal groups them into few commits); a crash
@@ -93,6 +94,7 @@ class BulkRunner:
         self._downloads: set[asyncio.Task[None]] = set()
         self._tracked: set[Job] = set()
         self._seq_of_index: dict[int, Row] = {}
+        self._on_the_wire: set[int] = set()  # indices journaled ``submitting``, no outcome yet
         self._errors: list[BaseException] = []
         self._fatal: KetchupError | None = None
         self._idle = asyncio.Event()
@@ -242,8 +244,10 @@ class BulkRunner:
         except KetchupError as exc:  # not an Outcome: nothing may be sent without this row
             raise _HookFailed(exc) from exc
         self._move(State.QUEUED, State.SUBMITTING)
+        self._on_the_wire.add(index)
 
     async def _after_submit(self, index: int, request: GenerateRequest, task_id: str) -> None:
+        self._on_the_wire.discard(index)
         self.submits += 1
         try:
             await self.journal.mark_submitted(self._seq_of_index[index].seq, task_id)
@@ -256,7 +260,14 @@ class BulkRunner:
         if outcome.task_id is None:  # the submit itself failed
             error = outcome.error
             assert error is not None
-            target = state_after_submit_error(error)
+            sent = outcome.index in self._on_the_wire  # before_submit journaled it
+            self._on_the_wire.discard(outcome.index)
+            target = state_after_submit_error(error, sent=sent)
+            if not sent:  # failed before it went on the wire: the row is still queued
+                if target is State.QUEUED:
+                    return
+                self._watch(self.journal.mark_submitting(row.seq))  # to failed, as _refuse does
+                self._move(State.QUEUED, State.SUBMITTING)
             if target is State.UNCERTAIN:
                 write = self.journal.mark_uncertain(row.seq, f"submit failed: {error}")
             elif target is State.QUEUED:

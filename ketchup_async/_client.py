@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import os
 import warnings
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -238,6 +238,13 @@ class KetchupClient:
 
     async def submit_request(self, request: GenerateRequest) -> Job:
         """Submit a prepared ``GenerateRequest`` and return its ``Job``."""
+        return await self._submit(request)
+
+    async def _submit(
+        self, request: GenerateRequest, on_send: Callable[[], Awaitable[None]] | None = None
+    ) -> Job:
+        # ``on_send`` runs after any submit_rate wait, holding a request slot, just before the
+        # submit goes on the wire (see ``Transport.request``).
         if not isinstance(request, GenerateRequest):
             raise ValidationError(
                 "request", f"must be a GenerateRequest, got {type(request).__name__}"
@@ -251,7 +258,9 @@ class KetchupClient:
         if self._submit_limiter is not None:
             await self._submit_limiter.acquire()
         body = unstructure_request(request, default_model=self.model)
-        data = await transport.request("POST", SUBMIT_PATH, json_body=body, idempotent=False)
+        data = await transport.request(
+            "POST", SUBMIT_PATH, json_body=body, idempotent=False, on_send=on_send
+        )
         try:
             task_id = structure_submit(data)
         except ValidationError as exc:

@@ -157,6 +157,7 @@ class Transport:
         idempotent: bool,
         retries: bool = True,
         not_found: type[NotFoundError] = NotFoundError,
+        on_send: Callable[[], Awaitable[None]] | None = None,
     ) -> Any:
         """Send one API call and return the envelope's ``data``.
 
@@ -168,6 +169,9 @@ class Transport:
             idempotent: False for a submit: never resent once it may have reached the server.
             retries: False to make exactly one attempt (the poller schedules its own retries).
             not_found: The class for a 404 (``TaskNotFoundError`` for a query).
+            on_send: Awaited once, holding a request slot, just before the first attempt goes
+                on the wire (a durable run journals ``submitting`` here); if it raises, nothing
+                is sent.
 
         Raises:
             APIError: The API answered with an error (after retries, where retryable).
@@ -178,9 +182,10 @@ class Transport:
         for attempt in range(attempts):
             try:
                 return await self._attempt(
-                    method, path, params, json_body, idempotent, attempt + 1, not_found
+                    method, path, params, json_body, idempotent, attempt + 1, not_found, on_send
                 )
             except _Retryable as retryable:
+                on_send = None  # it ran before the first attempt
                 if attempt + 1 >= attempts:
                     raise retryable.error from None
                 delay = _retry.retry_delay(attempt, self.retry, self.rng, retryable.retry_after)
@@ -199,6 +204,7 @@ class Transport:
         idempotent: bool,
         attempt: int,
         not_found: type[NotFoundError],
+        on_send: Callable[[], Awaitable[None]] | None,
     ) -> Any:
         headers = {
             "Authorization": f"Bearer {self._api_key}",
@@ -207,6 +213,8 @@ class Transport:
         }
         started = time.perf_counter()
         async with self._slots:
+            if on_send is not None:
+                await on_send()
             try:
                 async with self.session.request(
                     method,

@@ -24,12 +24,14 @@ from collections.abc import Mapping
 from .errors import (
     APIConnectionError,
     AuthenticationError,
+    ClientClosedError,
     KetchupError,
     NotFoundError,
     RateLimitError,
     ServerError,
     TaskFailedError,
     TaskNotFoundError,
+    ValidationError,
 )
 
 __all__ = [
@@ -108,8 +110,12 @@ def sources_of(target: State) -> frozenset[State]:
     return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
 
 
-def state_after_submit_error(error: KetchupError) -> State:
-    """The state of an input whose submit raised ``error`` (from ``submitting``).
+def state_after_submit_error(error: KetchupError, *, sent: bool = True) -> State:
+    """The state of an input whose submit raised ``error``.
+
+    ``sent`` is False when the submit failed before it went on the wire (the input is still
+    ``queued``, not ``submitting``): nothing can have been charged, so it stays ``queued``
+    unless the request itself is invalid (``failed``). Otherwise, from ``submitting``:
 
     - A submit that may have reached the API (a timeout or a disconnect after the body was
       sent) is ``uncertain``: it may have been charged, so it is never resubmitted silently.
@@ -118,7 +124,12 @@ def state_after_submit_error(error: KetchupError) -> State:
       later run.
     - A submit refused because of the input itself (a local validation error, a 400) is
       ``failed``.
+    - The client closed under a submit on the wire: ``uncertain`` (its task may exist).
     """
+    if not sent:
+        return State.FAILED if isinstance(error, ValidationError) else State.QUEUED
+    if isinstance(error, ClientClosedError):
+        return State.UNCERTAIN
     if isinstance(error, APIConnectionError):
         return State.UNCERTAIN if error.may_have_been_processed else State.QUEUED
     if isinstance(error, (RateLimitError, ServerError, AuthenticationError)):

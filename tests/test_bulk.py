@@ -264,6 +264,33 @@ async def test_cancelling_a_run_loses_nothing(
     assert max(fast_server.stats.created_per_prompt.values()) == 1
 
 
+async def test_only_submits_on_the_wire_are_journaled_submitting(tmp_path: Path) -> None:
+    """Inputs waiting for a request slot stay queued: a kill cannot make them uncertain."""
+    slow_submits = Faults(latency=1.0, latency_seconds=0.02)
+    seen: list[int] = []
+    async with FakeKetchupServer(
+        api_keys=(API_KEY,), time_scale=FAST, seed=3, submit_faults=slow_submits
+    ) as server:
+        client = make_client(
+            server,
+            polling=PollPolicy().scaled(FAST),
+            retry=RetryPolicy().scaled(FAST),
+            max_concurrency=2,
+        )
+        async with client:
+            summary = await run_bulk(
+                client,
+                _prompts(40),
+                tmp_path,
+                concurrency=30,
+                progress=lambda p: seen.append(p.counts[State.SUBMITTING]),
+                progress_interval=0.001,
+            )
+    assert summary.succeeded == 40
+    assert max(seen) >= 1
+    assert max(seen) <= 2  # the client's request slots; 30 inputs were in flight at once
+
+
 async def test_progress_reports_the_end(server: FakeKetchupServer, tmp_path: Path) -> None:
     """The last progress snapshot has every input done."""
     seen: list[BulkProgress] = []

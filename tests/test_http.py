@@ -228,6 +228,43 @@ async def test_submit_is_retried_after_explicit_500(
     assert len(sleeps) == 2
 
 
+async def test_on_send_runs_once_before_the_first_attempt(
+    scripted: tuple[Scripted, str], session: aiohttp.ClientSession
+) -> None:
+    """on_send is awaited once, before anything reaches the server, not again on retries."""
+    script, url = scripted
+    script.replies = [
+        (500, {"code": 1, "message": "internal"}, {}),
+        (200, {"code": 0, "message": "ok", "data": {"task_id": "ta3"}}, {}),
+    ]
+    seen: list[int] = []
+
+    async def on_send() -> None:
+        seen.append(len(script.requests))
+
+    await transport(session, url, []).request(
+        "POST", "/api/image/gen", json_body={"prompt": "p"}, idempotent=False, on_send=on_send
+    )
+    assert seen == [0]
+    assert len(script.requests) == 2
+
+
+async def test_a_failing_on_send_sends_nothing(
+    scripted: tuple[Scripted, str], session: aiohttp.ClientSession
+) -> None:
+    """If on_send raises (the journal could not commit), the request never leaves."""
+    script, url = scripted
+
+    async def on_send() -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        await transport(session, url, []).request(
+            "POST", "/api/image/gen", json_body={"prompt": "p"}, idempotent=False, on_send=on_send
+        )
+    assert script.requests == []
+
+
 async def test_submit_is_not_resent_after_connection_drop(
     scripted: tuple[Scripted, str], session: aiohttp.ClientSession
 ) -> None:

@@ -103,6 +103,25 @@ def test_state_after_a_submit_error(error: KetchupError, state: State) -> None:
 
 
 @pytest.mark.parametrize(
+    ("error", "state"),
+    [
+        (ValidationError("images", "too many"), State.FAILED),
+        (ClientClosedError("closed"), State.QUEUED),
+        (APIConnectionError("refused", may_have_been_processed=False), State.QUEUED),
+        (RateLimitError("slow down", status_code=429), State.QUEUED),
+    ],
+)
+def test_state_after_an_error_before_sending(error: KetchupError, state: State) -> None:
+    """A submit that never went on the wire charged nothing: queued, or failed if invalid."""
+    assert state_after_submit_error(error, sent=False) is state
+
+
+def test_client_closed_under_a_sent_submit_is_uncertain() -> None:
+    """The client closed while a submit was on the wire: its task may exist."""
+    assert state_after_submit_error(ClientClosedError("closed")) is State.UNCERTAIN
+
+
+@pytest.mark.parametrize(
     ("error", "fatal"),
     [
         (AuthenticationError("bad key", status_code=401), True),
