@@ -243,6 +243,29 @@ async def test_latency_fault_exceeds_client_timeout(http: aiohttp.ClientSession)
 
 
 @pytest.mark.anyio
+async def test_submit_abandoned_during_latency_creates_nothing(
+    http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that gives up before the fake reads its body: no task, a 499, no traceback."""
+    faults = Faults(latency=1.0, latency_seconds=0.3)
+    async with FakeKetchupServer(time_scale=0.001, submit_faults=faults) as server:
+        url = f"{server.base_url}/api/image/gen"
+        body = {"model": MODEL, "prompt": "abandoned"}
+        with pytest.raises(asyncio.TimeoutError):
+            async with http.post(
+                url, json=body, headers=AUTH, timeout=aiohttp.ClientTimeout(total=0.05)
+            ):
+                pass
+        for _ in range(1000):  # the handler wakes from its latency 0.3 s later (10 s bound)
+            if server.stats.requests[("submit", 499)]:
+                break
+            await asyncio.sleep(0.01)
+        assert server.stats.requests[("submit", 499)] == 1
+        assert server.tasks == {}
+    assert not [r for r in caplog.records if r.name == "aiohttp.server"]
+
+
+@pytest.mark.anyio
 async def test_faults_can_be_changed_at_runtime(http: aiohttp.ClientSession) -> None:
     """Assigning server.query_faults takes effect on the next request."""
     async with FakeKetchupServer() as server:

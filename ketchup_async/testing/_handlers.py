@@ -31,6 +31,9 @@ _UNAUTHORIZED_QUERY = {"code": 401, "message": "Invalid API key"}
 _NOT_FOUND = {"code": 1, "message": "task not found"}
 _RATE_LIMITED = {"code": 1, "message": "rate limit exceeded"}
 _INTERNAL = {"code": 1, "message": "internal server error"}
+#: Counted (as nginx logs it) when a client closed the connection before its submit body
+#: arrived; no task is created.
+_CLIENT_GONE = 499
 
 
 def _bad_request(detail: str) -> dict[str, Any]:
@@ -201,7 +204,12 @@ class ServerHandlers:
         if not self._authorized(request):
             return self._json("submit", 401, _UNAUTHORIZED_SUBMIT)
         try:
-            body = json.loads(await request.read())
+            raw = await request.read()
+        except ConnectionResetError:  # the client gave up before its body arrived: no task
+            self._stats.requests[("submit", _CLIENT_GONE)] += 1
+            return web.Response(status=_CLIENT_GONE)
+        try:
+            body = json.loads(raw)
         except ValueError:
             body = None
         if not isinstance(body, dict):

@@ -15,7 +15,7 @@ async def test_a_thousand_jobs_through_every_fault_are_all_accounted_for(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """500s, 502s, resets, drops after accept, latency, 429s and a restart: none lost or doubled."""
-    caplog.set_level(logging.CRITICAL, logger="aiohttp.server")  # the fake's expected noise
+    caplog.set_level(logging.WARNING, logger="aiohttp.server")
     summary = await run_soak(jobs=1000, scale=0.002, concurrency=300, timeout=0.3, restarts=1)
     assert ok(summary), render(summary)
     assert summary["resolved_once"] == 1000
@@ -26,3 +26,5 @@ async def test_a_thousand_jobs_through_every_fault_are_all_accounted_for(
     assert faults["429_on_query"] + faults["429_on_submit"] > 0
     assert faults["server_restart"] == 1
     assert summary["outcomes"]["succeeded"] > 900
+    noise = [r.getMessage() for r in caplog.records if r.name == "aiohttp.server"]
+    assert noise == []  # clients giving up on slow answers leave no traceback in the fake
