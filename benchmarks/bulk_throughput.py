@@ -3,8 +3,8 @@
 Runs against a fake Ketchup API in its own process (``python -m ketchup_async.testing``), at a
 time scale (real seconds per API second), with downloads on:
 
-    python benchmarks/bulk_throughput.py                       # 10,000 prompts at 1/20 scale
-    python benchmarks/bulk_throughput.py --count 2000 --kills 3  # SIGKILL the CLI 3 times
+    python -m benchmarks.bulk_throughput                       # 10,000 prompts at 1/20 scale
+    python -m benchmarks.bulk_throughput --count 2000 --kills 3  # SIGKILL the CLI 3 times
 
 Figures are printed in real seconds and in "API seconds" (real / scale): at scale 0.05, the
 fake renders in 8 s API time (0.4 s real) and the client's poll budget is 10 queries per API
@@ -17,15 +17,12 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import select
 import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import attrs
@@ -33,42 +30,7 @@ import attrs
 from ketchup_async import KetchupClient, PollPolicy, RetryPolicy
 from ketchup_async._bulk import run_bulk
 
-KEY = "dk-bench0000000000"
-BANNER = re.compile(r"fake server listening on (http://127\.0\.0\.1:\d+) ")
-
-
-def start_fake(scale: float) -> tuple[subprocess.Popen[str], str]:
-    """Start the fake API process; return it and its URL."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ketchup_async.testing",
-            "--port",
-            "0",
-            "--time-scale",
-            str(scale),
-            "--api-key",
-            KEY,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], 30.0)
-    match = BANNER.match(proc.stdout.readline()) if ready else None
-    if match is None:
-        proc.kill()
-        raise SystemExit("the fake server did not start")
-    return proc, match.group(1)
-
-
-def fake_stats(url: str) -> dict[str, object]:
-    """The fake API's counters."""
-    with urllib.request.urlopen(f"{url}/_fake/stats", timeout=30) as response:
-        stats: dict[str, object] = json.load(response)
-    return stats
+from .fakeproc import API_KEY, FakeServerProcess
 
 
 def count_files(out: Path) -> int:
@@ -81,14 +43,14 @@ def prompts(count: int) -> list[str]:
     return [f"benchmark prompt {i}: a lighthouse in a storm" for i in range(count)]
 
 
-async def in_process(args: argparse.Namespace, url: str, out: Path) -> None:
+async def in_process(args: argparse.Namespace, fake: FakeServerProcess, out: Path) -> None:
     """One run_bulk of --count prompts; print wall time, throughput and costs."""
     polling = PollPolicy().scaled(args.time_scale)
     if args.query_rate:
         polling = attrs.evolve(polling, rate=args.query_rate / args.time_scale)
     async with KetchupClient(
-        api_key=KEY,
-        base_url=url,
+        api_key=API_KEY,
+        base_url=fake.base_url,
         polling=polling,
         retry=RetryPolicy().scaled(args.time_scale),
         max_concurrency=128,
@@ -98,7 +60,7 @@ async def in_process(args: argparse.Namespace, url: str, out: Path) -> None:
             client, prompts(args.count), out, concurrency=args.concurrency, download=True
         )
         wall = time.perf_counter() - started
-    stats = fake_stats(url)
+    stats = fake.stats()
     files = count_files(out)
     jobs = summary.submitted
     api_wall = wall / args.time_scale
@@ -122,12 +84,12 @@ def _count(journal: Path, state: str) -> int:
         return 0
 
 
-def kill_and_resume(args: argparse.Namespace, url: str, out: Path) -> None:
+def kill_and_resume(args: argparse.Namespace, fake: FakeServerProcess, out: Path) -> None:
     """SIGKILL `ketchup generate` --kills times at spread-out points, then let it finish."""
     source = out.parent / "prompts.txt"
     source.write_text("\n".join(prompts(args.count)) + "\n")
     journal = out / ".ketchup" / "journal.sqlite3"
-    env = {**os.environ, "KETCHUP_API_KEY": KEY, "KETCHUP_BASE_URL": url}
+    env = {**os.environ, "KETCHUP_API_KEY": API_KEY, "KETCHUP_BASE_URL": fake.base_url}
     argv = [
         sys.executable,
         "-m",
@@ -165,7 +127,7 @@ def kill_and_resume(args: argparse.Namespace, url: str, out: Path) -> None:
         for line in lines
         if line["status"] == "succeeded" and not all((out / f).is_file() for f in line["files"])
     )
-    stats = fake_stats(url)
+    stats = fake.stats()
     print(
         f"resume: exit {final.returncode} in {wall:.1f} s; manifest {len(lines):,} lines "
         f"{by_status}; successes without files {missing}"
@@ -185,17 +147,15 @@ def main() -> None:
     parser.add_argument("--query-rate", type=float, help="queries per API second")
     parser.add_argument("--kills", type=int, default=0, help="SIGKILL the CLI this many times")
     args = parser.parse_args()
-    proc, url = start_fake(args.time_scale)
-    try:
-        with tempfile.TemporaryDirectory(prefix="ketchup-bench-") as tmp:
-            out = Path(tmp) / "out"
-            if args.kills:
-                kill_and_resume(args, url, out)
-            else:
-                asyncio.run(in_process(args, url, out))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+    with (
+        FakeServerProcess(["--time-scale", str(args.time_scale)]) as fake,
+        tempfile.TemporaryDirectory(prefix="ketchup-bench-") as tmp,
+    ):
+        out = Path(tmp) / "out"
+        if args.kills:
+            kill_and_resume(args, fake, out)
+        else:
+            asyncio.run(in_process(args, fake, out))
 
 
 if __name__ == "__main__":
