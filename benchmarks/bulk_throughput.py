@@ -28,7 +28,7 @@ from pathlib import Path
 import attrs
 
 from ketchup_async import KetchupClient, PollPolicy, RetryPolicy
-from ketchup_async._bulk import run_bulk
+from ketchup_async.bulk._run import run_bulk
 
 from .fakeproc import API_KEY, FakeServerProcess
 

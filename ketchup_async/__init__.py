@@ -6,8 +6,6 @@ every pending task and resolves each job's future when its task succeeds or fail
 
 from __future__ import annotations
 
-from ._bulk import BulkInput, BulkSummary, resume_bulk, run_bulk
-from ._bulk_progress import BulkProgress
 from ._client import DEFAULT_BASE_URL, InsecureTransportWarning, KetchupClient
 from ._jobs import Job
 from ._models import (
@@ -23,6 +21,7 @@ from ._models import (
 )
 from ._validate import KNOWN_MODELS, MODEL_GEMINI_FLASH_IMAGE, MODEL_GEMPIX2
 from ._version import __version__
+from .bulk import BulkInput, BulkProgress, BulkSummary, resume_bulk, run_bulk
 from .errors import (
     APIConnectionError,
     APIError,

@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from . import _validate
-from ._batch import generate_many
 from ._converter import structure_submit, structure_task, unstructure_request
 from ._download import DEFAULT_MAX_BYTES, download_image
 from ._http import USER_AGENT, Transport
 from ._jobs import Job
+from ._many import generate_many
 from ._models import (
     CallbackPayload,
     GenerateRequest,

@@ -18,11 +18,17 @@ from typing import Any, TypeVar
 import attrs
 
 from .. import _validate
-from .._bulk import BulkError, BulkInput, BulkProgress, BulkSummary, resume_bulk, run_bulk
 from .._client import KetchupClient
-from .._journal import JournalError
 from .._models import PollPolicy, RetryPolicy, Task
-from ..errors import AuthenticationError, KetchupError, TaskNotFoundError, ValidationError
+from ..bulk import BulkInput, BulkProgress, BulkSummary, resume_bulk, run_bulk
+from ..errors import (
+    AuthenticationError,
+    BulkError,
+    JournalError,
+    KetchupError,
+    TaskNotFoundError,
+    ValidationError,
+)
 from ._args import UsageError
 from ._inputs import load_inputs
 from ._progress import load_rich, make_reporter, print_summary

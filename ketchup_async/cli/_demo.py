@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.resources import files
 from pathlib import Path
 
-from .._bulk import MANIFEST_FILE, BulkInput, BulkProgress, BulkSummary, run_bulk
 from .._client import KetchupClient
-from .._journal import JOURNAL_DIR
 from .._models import GenerateRequest, PollPolicy, RetryPolicy
+from ..bulk import MANIFEST_FILE, BulkInput, BulkProgress, BulkSummary, run_bulk
+from ..bulk._journal import JOURNAL_DIR
 from ..testing import FakeKetchupServer
 from ._args import UsageError
 from ._commands import run_bulk_command

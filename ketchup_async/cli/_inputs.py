@@ -12,9 +12,9 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from .._bulk import BulkInput
 from .._models import GenerateRequest
 from .._validate import DEFAULT_MAX_IMAGES, check_images
+from ..bulk import BulkInput
 from ..errors import ValidationError
 from ._args import UsageError
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from .._bulk import BulkProgress, BulkSummary
-from .._states import State
+from ..bulk import BulkProgress, BulkSummary
+from ..bulk._states import State
 from ._args import UsageError
 
 if TYPE_CHECKING:

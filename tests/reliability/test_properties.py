@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from ketchup_async import CallbackPayload, RetryPolicy, TaskStatus, ValidationError, _validate
-from ketchup_async import _journal_db as db
 from ketchup_async._download import safe_name
 from ketchup_async._retry import retry_delay
-from ketchup_async._states import (
+from ketchup_async.bulk import _sql as db
+from ketchup_async.bulk._states import (
     FINAL_STATES,
     InvalidTransitionError,
     State,

@@ -21,10 +21,10 @@ from ketchup_async import (
     RetryPolicy,
     ValidationError,
 )
-from ketchup_async import webhooks as webhooks_module
 from ketchup_async._http import USER_AGENT
 from ketchup_async.testing import FakeKetchupServer, Faults
 from ketchup_async.webhooks import WebhookReceiver
+from ketchup_async.webhooks import _receiver as webhooks_module
 
 from ._accounting import API_KEY, client_for, fake_server, run_many
 

@@ -29,8 +29,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
-from . import _journal_db as sql
-from ._journal_db import JournalError, JournalMismatchError, Row, row_from_db
+from . import _sql as sql
+from ._sql import JournalError, JournalMismatchError, Row, row_from_db
 from ._states import State
 
 try:  # POSIX

@@ -19,8 +19,8 @@ from typing import Any
 
 import attrs
 
+from ..errors import JournalError
 from ._states import InvalidTransitionError, State, check_transition, sources_of
-from .errors import JournalError
 
 __all__ = [
     "COLUMNS",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
-from .errors import (
+from ..errors import (
     APIConnectionError,
     AuthenticationError,
     ClientClosedError,

@@ -9,10 +9,10 @@ import json
 from collections.abc import AsyncIterable
 from typing import Any
 
-from . import _validate
-from ._converter import structure_callback
-from ._models import CallbackPayload, TaskStatus
-from .errors import ValidationError
+from .. import _validate
+from .._converter import structure_callback
+from .._models import CallbackPayload, TaskStatus
+from ..errors import ValidationError
 
 __all__ = ["MAX_CALLBACK_BYTES", "parse_callback", "read_body"]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from ketchup_async import ImageResult, KetchupClient
-from ketchup_async._bulk_files import download_result, file_stem, files_missing
+from ketchup_async.bulk._files import download_result, file_stem, files_missing
 from ketchup_async.testing import FakeKetchupServer
 
-from .conftest import API_KEY, SCALE, make_client
+from ..conftest import API_KEY, SCALE, make_client
 
 pytestmark = pytest.mark.anyio
 

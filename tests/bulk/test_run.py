@@ -16,7 +16,8 @@ from ketchup_async import (
     PollPolicy,
     RetryPolicy,
 )
-from ketchup_async._bulk import (
+from ketchup_async.bulk._journal import Journal, journal_path
+from ketchup_async.bulk._run import (
     BulkError,
     BulkInput,
     BulkProgress,
@@ -24,11 +25,10 @@ from ketchup_async._bulk import (
     resume_bulk,
     run_bulk,
 )
-from ketchup_async._journal import Journal, journal_path
-from ketchup_async._states import State
+from ketchup_async.bulk._states import State
 from ketchup_async.testing import FakeKetchupServer, Faults
 
-from .conftest import API_KEY, make_client
+from ..conftest import API_KEY, make_client
 
 pytestmark = pytest.mark.anyio
 

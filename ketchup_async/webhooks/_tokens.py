@@ -7,7 +7,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 
-from .errors import ValidationError
+from ..errors import ValidationError
 
 __all__ = [
     "MIN_TOKEN_CHARS",

@@ -18,7 +18,7 @@ from ketchup_async import CallbackPayload, KetchupClient, PollPolicy, TaskStatus
 from ketchup_async.testing import FakeKetchupServer
 from ketchup_async.webhooks import WebhookReceiver
 
-from .conftest import API_KEY, SCALE, make_client
+from ..conftest import API_KEY, SCALE, make_client
 
 pytestmark = pytest.mark.anyio
 

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._download import safe_name
-from ._models import ImageResult
-from .errors import KetchupError, ValidationError
+from .._download import safe_name
+from .._models import ImageResult
+from ..errors import KetchupError, ValidationError
 
 if TYPE_CHECKING:
-    from ._client import KetchupClient
+    from .._client import KetchupClient
 
 __all__ = ["FILE_STEM_CHARS", "DownloadReport", "download_result", "file_stem", "files_missing"]
 

@@ -1,17 +1,4 @@
-"""Receive the API's callbacks (webhooks) in an async web backend.
-
-A job submitted with a ``callback_url`` is resolved the moment its callback arrives; the
-client's poller keeps only a late safety-net schedule for it, so a lost callback still
-resolves. The API does not sign callbacks, so the URL carries a secret path token::
-
-    client = KetchupClient()
-    receiver = WebhookReceiver(client)           # a fresh 256-bit token
-    receiver.add_to(app)                         # aiohttp: POST /ketchup/callback/{token}
-    job = await client.submit("a red bicycle", callback_url=receiver.callback_url(BASE))
-
-For FastAPI/Starlette (or anything else), feed ``receiver.handle(token, body)`` the raw body
-(read it with ``read_body`` to cap it) and answer with the status and JSON it returns.
-"""
+"""``WebhookReceiver``: checks the path token and hands callbacks to the client."""
 
 from __future__ import annotations
 
@@ -25,29 +12,19 @@ from urllib.parse import urlsplit
 import attrs
 from aiohttp import web
 
-from . import _validate
-from ._client import InsecureTransportWarning, KetchupClient, _is_loopback
-from ._webhook_parse import MAX_CALLBACK_BYTES, parse_callback, read_body
-from ._webhook_tokens import (
-    MIN_TOKEN_CHARS,
+from .. import _validate
+from .._client import InsecureTransportWarning, KetchupClient, _is_loopback
+from ..errors import ClientClosedError, ValidationError
+from ._parse import MAX_CALLBACK_BYTES, parse_callback, read_body
+from ._tokens import (
     RedactTokens,
     check_path,
     check_token,
     check_tokens,
     new_token,
 )
-from .errors import ClientClosedError, ValidationError
 
-__all__ = [
-    "DEFAULT_PATH",
-    "MAX_CALLBACK_BYTES",
-    "MIN_TOKEN_CHARS",
-    "WebhookReceiver",
-    "WebhookStats",
-    "new_token",
-    "parse_callback",
-    "read_body",
-]
+__all__ = ["DEFAULT_PATH", "WebhookReceiver", "WebhookStats"]
 
 logger = logging.getLogger("ketchup_async")
 

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from ketchup_async._journal import (
+from ketchup_async.bulk._journal import (
     Journal,
     JournalError,
     JournalLockedError,
     JournalMismatchError,
     journal_path,
 )
-from ketchup_async._states import InvalidTransitionError, State
+from ketchup_async.bulk._states import InvalidTransitionError, State
 
 pytestmark = pytest.mark.anyio
 
@@ -274,7 +274,7 @@ async def test_resume_without_a_journal_is_refused(tmp_path: Path) -> None:
 
 KILL_SCRIPT = """
 import asyncio, os, signal, sys
-from ketchup_async._journal import Journal
+from ketchup_async.bulk._journal import Journal
 
 async def main():
     journal = await Journal.open(sys.argv[1])

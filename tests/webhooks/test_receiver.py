@@ -31,7 +31,7 @@ from ketchup_async.webhooks import (
     read_body,
 )
 
-from .conftest import API_KEY, SCALE, make_client
+from ..conftest import API_KEY, SCALE, make_client
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from ketchup_async._states import (
+from ketchup_async.bulk._states import (
     FINAL_STATES,
     TRANSITIONS,
     InvalidTransitionError,

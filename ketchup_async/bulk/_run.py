@@ -24,17 +24,17 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._batch import aiter_inputs
-from ._bulk_progress import BulkProgress
-from ._bulk_runner import BulkRunner
-from ._converter import unstructure_request
+from .._converter import unstructure_request
+from .._many import aiter_inputs
+from .._models import GenerateRequest
+from ..errors import BulkError, ValidationError
 from ._journal import Journal, JournalError, journal_path
-from ._models import GenerateRequest
+from ._progress import BulkProgress
+from ._runner import BulkRunner
 from ._states import State
-from .errors import BulkError, ValidationError
 
 if TYPE_CHECKING:
-    from ._client import KetchupClient
+    from .._client import KetchupClient
 
 __all__ = [
     "MANIFEST_FILE",

@@ -24,23 +24,23 @@ from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
-from ._batch import generate_many
-from ._bulk_files import download_result, file_stem, files_missing
-from ._bulk_progress import BulkProgress
-from ._converter import request_from_dict
-from ._jobs import Job
+from .._converter import request_from_dict
+from .._jobs import Job
+from .._many import generate_many
+from .._models import GenerateRequest, GenerationResult, ImageResult, Outcome
+from ..errors import KetchupError, ValidationError
+from ._files import download_result, file_stem, files_missing
 from ._journal import Journal, Row
-from ._models import GenerateRequest, GenerationResult, ImageResult, Outcome
+from ._progress import BulkProgress
 from ._states import (
     State,
     is_fatal_submit_error,
     state_after_submit_error,
     state_after_task_error,
 )
-from .errors import KetchupError, ValidationError
 
 if TYPE_CHECKING:
-    from ._client import KetchupClient
+    from .._client import KetchupClient
 
 __all__ = ["BulkRunner"]
 

@@ -1,0 +1,34 @@
+"""Receive the API's callbacks (webhooks) in an async web backend.
+
+A job submitted with a ``callback_url`` is resolved the moment its callback arrives; the
+client's poller keeps only a late safety-net schedule for it, so a lost callback still
+resolves. The API does not sign callbacks, so the URL carries a secret path token::
+
+    client = KetchupClient()
+    receiver = WebhookReceiver(client)           # a fresh 256-bit token
+    receiver.add_to(app)                         # aiohttp: POST /ketchup/callback/{token}
+    job = await client.submit("a red bicycle", callback_url=receiver.callback_url(BASE))
+
+For FastAPI/Starlette (or anything else), feed ``receiver.handle(token, body)`` the raw body
+(read it with ``read_body`` to cap it) and answer with the status and JSON it returns.
+
+Modules: ``_receiver`` (the receiver and its aiohttp route), ``_parse`` (bodies to
+``CallbackPayload``), ``_tokens`` (secret path tokens and their redaction in logs).
+"""
+
+from __future__ import annotations
+
+from ._parse import MAX_CALLBACK_BYTES, parse_callback, read_body
+from ._receiver import DEFAULT_PATH, WebhookReceiver, WebhookStats
+from ._tokens import MIN_TOKEN_CHARS, new_token
+
+__all__ = [
+    "DEFAULT_PATH",
+    "MAX_CALLBACK_BYTES",
+    "MIN_TOKEN_CHARS",
+    "WebhookReceiver",
+    "WebhookStats",
+    "new_token",
+    "parse_callback",
+    "read_body",
+]
