@@ -16,6 +16,7 @@ from ._models import (
     Outcome,
     PollPolicy,
     RetryPolicy,
+    SubmitHooks,
     Task,
     TaskStatus,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "RateLimitError",
     "RetryPolicy",
     "ServerError",
+    "SubmitHooks",
     "Task",
     "TaskFailedError",
     "TaskNotFoundError",

@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import os
 import warnings
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,6 +28,7 @@ from ._models import (
     Outcome,
     PollPolicy,
     RetryPolicy,
+    SubmitHooks,
     Task,
 )
 from ._poller import QUERY_PATH, Poller
@@ -236,30 +237,39 @@ class KetchupClient:
         """
         return await self.submit_request(self._request(prompt, images, callback_url, model))
 
-    async def submit_request(self, request: GenerateRequest) -> Job:
-        """Submit a prepared ``GenerateRequest`` and return its ``Job``."""
-        return await self._submit(request)
-
-    async def _submit(
-        self, request: GenerateRequest, on_send: Callable[[], Awaitable[None]] | None = None
+    async def submit_request(
+        self, request: GenerateRequest, *, hooks: SubmitHooks | None = None
     ) -> Job:
-        # ``on_send`` runs after any submit_rate wait, holding a request slot, just before the
-        # submit goes on the wire (see ``Transport.request``).
+        """Submit a prepared ``GenerateRequest`` and return its ``Job``.
+
+        Args:
+            request: The request (validated on construction).
+            hooks: Callbacks around the submit, for callers that journal what was sent (see
+                ``SubmitHooks``).
+
+        Raises:
+            ValidationError: Bad input; nothing was sent.
+            APIError: The API refused the submit.
+            APIConnectionError: No answer; see ``may_have_been_processed``.
+        """
         if not isinstance(request, GenerateRequest):
             raise ValidationError(
                 "request", f"must be a GenerateRequest, got {type(request).__name__}"
             )
+        if hooks is not None and not isinstance(hooks, SubmitHooks):
+            raise ValidationError("hooks", f"must be SubmitHooks, got {type(hooks).__name__}")
         if len(request.images) > self.max_images:
             raise ValidationError(
                 "images",
                 f"has {len(request.images)} reference images; this client allows {self.max_images}",
             )
+        hooks = hooks or SubmitHooks()
         transport, poller = self._open()
         if self._submit_limiter is not None:
             await self._submit_limiter.acquire()
         body = unstructure_request(request, default_model=self.model)
         data = await transport.request(
-            "POST", SUBMIT_PATH, json_body=body, idempotent=False, on_send=on_send
+            "POST", SUBMIT_PATH, json_body=body, idempotent=False, on_send=hooks.on_send
         )
         try:
             task_id = structure_submit(data)
@@ -267,6 +277,8 @@ class KetchupClient:
             raise ServerError(
                 f"submit response has no usable task id ({exc})", status_code=200
             ) from None
+        if hooks.on_submitted is not None:
+            await hooks.on_submitted(task_id)
         logger.debug("submitted task %s", task_id)
         return poller.add(task_id, request, has_callback=request.callback_url is not None)
 
@@ -354,6 +366,7 @@ class KetchupClient:
         inputs: Iterable[str | GenerateRequest] | AsyncIterable[str | GenerateRequest],
         *,
         concurrency: int = 256,
+        hooks: Callable[[int, GenerateRequest], SubmitHooks] | None = None,
     ) -> AsyncIterator[Outcome]:
         """Generate an image per input, yielding an ``Outcome`` per input as each completes.
 
@@ -361,6 +374,12 @@ class KetchupClient:
         iterator) are read lazily; at most ``concurrency`` jobs are in flight. A failed submit
         or task is an ``Outcome`` with ``error``; the iteration itself does not raise for it.
         Breaking out of the loop stops submitting and stops tracking what is in flight.
+
+        Args:
+            inputs: Prompts or requests.
+            concurrency: Inputs between "read" and "taken by the caller", at most.
+            hooks: Called with (input index, request) for the ``SubmitHooks`` of that submit
+                (a durable run journals through them).
         """
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, (Iterable, AsyncIterable)):
             # A lone prompt would be iterated character by character: one paid job per letter.
@@ -368,7 +387,7 @@ class KetchupClient:
                 "inputs", f"must be an iterable of prompts or requests, got {type(inputs).__name__}"
             )
         self._open()
-        return generate_many(self, inputs, concurrency=concurrency)
+        return generate_many(self, inputs, concurrency=concurrency, hooks=hooks)
 
     async def download(
         self, image: ImageResult | str, dest: str | os.PathLike[str], *, overwrite: bool = True

@@ -8,28 +8,24 @@ completion is a future callback, not a task, so pending jobs cost no wake-ups.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
 from ._jobs import Job
-from ._models import GenerateRequest, Outcome
+from ._models import GenerateRequest, Outcome, SubmitHooks
 from .errors import KetchupError, TaskFailedError, ValidationError
 
 if TYPE_CHECKING:
     from ._client import KetchupClient
 
-__all__ = ["AfterSubmit", "BeforeSubmit", "Item", "aiter_inputs", "generate_many"]
+__all__ = ["HooksFor", "Item", "aiter_inputs", "generate_many"]
 
 T = TypeVar("T")
 
 Item = str | GenerateRequest
-#: Called with (index, request) just before a submit goes on the wire (to journal
-#: "submitting"); not called when the submit fails before it is sent.
-BeforeSubmit = Callable[[int, GenerateRequest], Awaitable[None]]
-#: Called with (index, request, task_id) as soon as the task id is known, before tracking.
-AfterSubmit = Callable[[int, GenerateRequest, str], Awaitable[None]]
+#: Gives the ``SubmitHooks`` of one input's submit, from its index and request.
+HooksFor = Callable[[int, GenerateRequest], SubmitHooks]
 
 
 async def aiter_inputs(inputs: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
@@ -68,8 +64,7 @@ async def generate_many(
     inputs: Iterable[Item] | AsyncIterable[Item],
     *,
     concurrency: int = 256,
-    before_submit: BeforeSubmit | None = None,
-    after_submit: AfterSubmit | None = None,
+    hooks: HooksFor | None = None,
 ) -> AsyncIterator[Outcome]:
     """Yield one ``Outcome`` per input as each completes (see ``KetchupClient.generate_many``)."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -93,15 +88,10 @@ async def generate_many(
             emit(_outcome(job, index))
 
     async def submit_one(index: int, request: GenerateRequest) -> None:
-        # before_submit runs as late as possible: after any submit_rate wait, holding a
-        # request slot, just before the submit goes on the wire.
-        on_send = (
-            None if before_submit is None else functools.partial(before_submit, index, request)
-        )
         try:
-            job = await client._submit(request, on_send)
-            if after_submit is not None:
-                await after_submit(index, request, job.task_id)
+            job = await client.submit_request(
+                request, hooks=None if hooks is None else hooks(index, request)
+            )
         except KetchupError as exc:
             emit(Outcome(request, None, error=exc, index=index))
             return

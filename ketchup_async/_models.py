@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import enum
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -303,3 +303,24 @@ class RetryPolicy:
             cap=self.cap * factor,
             retry_after_cap=self.retry_after_cap * factor,
         )
+
+
+@attrs.frozen(kw_only=True)
+class SubmitHooks:
+    """Callbacks a durable caller hangs on one submit (each optional, each awaited).
+
+    They let a journal record exactly what may have been charged: ``on_send`` runs just
+    before an attempt goes on the wire (holding a request slot; if it raises, that attempt is
+    not sent), ``on_refused`` after an attempt was refused without being charged (429, 503,
+    500, or a connection that never carried it) while the submit waits to try again, and
+    ``on_submitted`` as soon as the task id is known, before the job is tracked.
+
+    Attributes:
+        on_send: Awaited before each attempt goes on the wire.
+        on_refused: Awaited after an attempt was refused, not charged.
+        on_submitted: Awaited with the task id once the API answered with one.
+    """
+
+    on_send: Callable[[], Awaitable[None]] | None = None
+    on_refused: Callable[[], Awaitable[None]] | None = None
+    on_submitted: Callable[[str], Awaitable[None]] | None = None

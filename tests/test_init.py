@@ -36,6 +36,7 @@ EXPECTED = {
     "RateLimitError",
     "RetryPolicy",
     "ServerError",
+    "SubmitHooks",
     "Task",
     "TaskFailedError",
     "TaskNotFoundError",

@@ -52,9 +52,9 @@ async def test_at_most_concurrency_jobs_in_flight(server: FakeKetchupServer) -> 
         peak = 0
         original = client.submit_request
 
-        async def counting(request: GenerateRequest):  # type: ignore[no-untyped-def]
+        async def counting(request: GenerateRequest, **kwargs):  # type: ignore[no-untyped-def]
             nonlocal peak
-            job = await original(request)
+            job = await original(request, **kwargs)
             peak = max(peak, client.pending())
             return job
 

@@ -15,6 +15,7 @@ before one is committed only means the task is re-attached on resume.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -26,8 +27,7 @@ import anyio
 
 from .._converter import request_from_dict
 from .._jobs import Job
-from .._many import generate_many
-from .._models import GenerateRequest, GenerationResult, ImageResult, Outcome
+from .._models import GenerateRequest, GenerationResult, ImageResult, Outcome, SubmitHooks
 from ..errors import KetchupError, ValidationError
 from ._files import download_result, file_stem, files_missing
 from ._journal import Journal, Row
@@ -177,12 +177,8 @@ class BulkRunner:
     async def _submit_queued(self) -> None:
         outcomes = cast(
             "AsyncGenerator[Outcome, None]",
-            generate_many(
-                self.client,
-                self._queued(),
-                concurrency=self.concurrency,
-                before_submit=self._before_submit,
-                after_submit=self._after_submit,
+            self.client.generate_many(
+                self._queued(), concurrency=self.concurrency, hooks=self._hooks
             ),
         )
         try:
@@ -238,7 +234,13 @@ class BulkRunner:
         await self.journal.mark_failed(row.seq, f"invalid request: {error}")
         self._move(State.SUBMITTING, State.FAILED)
 
-    async def _before_submit(self, index: int, request: GenerateRequest) -> None:
+    def _hooks(self, index: int, request: GenerateRequest) -> SubmitHooks:
+        return SubmitHooks(
+            on_send=functools.partial(self._before_submit, index),
+            on_submitted=functools.partial(self._after_submit, index),
+        )
+
+    async def _before_submit(self, index: int) -> None:
         try:
             await self.journal.mark_submitting(self._seq_of_index[index].seq)
         except KetchupError as exc:  # not an Outcome: nothing may be sent without this row
@@ -246,7 +248,7 @@ class BulkRunner:
         self._move(State.QUEUED, State.SUBMITTING)
         self._on_the_wire.add(index)
 
-    async def _after_submit(self, index: int, request: GenerateRequest, task_id: str) -> None:
+    async def _after_submit(self, index: int, task_id: str) -> None:
         self._on_the_wire.discard(index)
         self.submits += 1
         try:
