@@ -1,0 +1,283 @@
+"""``make mutate``: mutation testing of the pure core, each module against its own tests.
+
+For every module below, a scratch copy of the project is made under ``build/mutate/<name>``
+holding the package, the shared test helpers and only that module's own test files; mutmut
+mutates that one module and runs those tests. The table printed at the end gives, per module,
+the mutants, how many were killed, the survivors (each shown as its diff), the mutants
+excluded below (message text only, or equivalent: each with its reason), and the score:
+killed / (mutants - excluded). The bar is 90% per module; the exit status is 1 below it.
+
+    python -m tools.mutate            # every module
+    python -m tools.mutate _retry     # one module
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "build" / "mutate"
+BAR = 0.90
+
+
+@dataclass(frozen=True)
+class Target:
+    """One pure module and its own tests."""
+
+    name: str
+    module: str
+    tests: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HandMutant:
+    """A mutant mutmut does not make (it mutates function bodies only): module-level tables,
+    regexes and enum members. ``old`` must occur exactly once in the module."""
+
+    target: str
+    old: str
+    new: str
+
+
+TARGETS = (
+    Target("_states", "ketchup_async/bulk/_states.py", ("tests/bulk/test_states.py",)),
+    Target("_schedule", "ketchup_async/_schedule.py", ("tests/test_schedule.py",)),
+    Target("_retry", "ketchup_async/_retry.py", ("tests/test_retry.py",)),
+    Target("_validate", "ketchup_async/_validate.py", ("tests/test_validate.py",)),
+    Target("_converter", "ketchup_async/_converter.py", ("tests/test_converter.py",)),
+)
+
+#: Hand-made mutants of module-level tables, regexes and enum members.
+HAND_MUTANTS = (
+    HandMutant(
+        "_states",
+        "FINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.UNCERTAIN})",
+        "FINAL_STATES = frozenset({State.SUCCEEDED, State.UNCERTAIN})",
+    ),
+    HandMutant(
+        "_states",
+        "FINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.UNCERTAIN})",
+        "FINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED})",
+    ),
+    HandMutant(
+        "_retry",
+        "RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})",
+        "RETRY_STATUSES = frozenset({429, 500, 503, 504})",
+    ),
+    HandMutant(
+        "_retry",
+        "RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})",
+        "RETRY_STATUSES = frozenset({429, 500, 502, 503})",
+    ),
+    HandMutant(
+        "_retry",
+        "RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})",
+        "RETRY_STATUSES = frozenset({500, 502, 503, 504})",
+    ),
+)
+
+#: Mutants that change no behaviour a caller can observe, by mutant name, with the text of
+#: the mutated line (so an entry goes stale, and is reported, when the code changes) and why.
+EXCLUDED: dict[str, tuple[str, str]] = {
+    "ketchup_async._validate.x_check_http_url__mutmut_15": (
+        "if any(c.isspace() or ord(c) <= 32 for c in value):",
+        "equivalent: chr(32) is a space, refused by isspace() already",
+    ),
+    "ketchup_async._validate.x_check_http_url__mutmut_16": (
+        "if any(c.isspace() or ord(c) < 33 for c in value):",
+        "equivalent: chr(32) is a space, refused by isspace() already",
+    ),
+}
+
+
+@dataclass
+class Result:
+    """What mutmut found for one target."""
+
+    target: Target
+    statuses: dict[str, str] = field(default_factory=dict)
+    excluded: dict[str, str] = field(default_factory=dict)
+    stale: list[str] = field(default_factory=list)
+    diffs: dict[str, str] = field(default_factory=dict)
+    hand: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return len(self.statuses) + len(self.hand)
+
+    @property
+    def killed(self) -> int:
+        statuses = [*self.statuses.values(), *self.hand.values()]
+        return sum(1 for s in statuses if s == "killed")
+
+    @property
+    def survivors(self) -> list[str]:
+        statuses = {**self.statuses, **self.hand}
+        return [n for n, s in statuses.items() if s != "killed" and n not in self.excluded]
+
+    @property
+    def score(self) -> float:
+        counted = self.total - len(self.excluded)
+        return 1.0 if counted <= 0 else self.killed / counted
+
+
+def _scratch(target: Target) -> Path:
+    where = WORK / target.name
+    shutil.rmtree(where, ignore_errors=True)
+    (where / "tests").mkdir(parents=True)
+    shutil.copytree(ROOT / "ketchup_async", where / "ketchup_async")
+    for helper in (ROOT / "tests").glob("*.py"):
+        if not helper.name.startswith("test_"):
+            shutil.copy2(helper, where / "tests" / helper.name)
+    for test in target.tests:
+        dest = where / test
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        init = dest.parent / "__init__.py"
+        if not init.exists():
+            init.touch()
+        shutil.copy2(ROOT / test, dest)
+    tests = ", ".join(f'"{t}"' for t in target.tests)
+    (where / "pyproject.toml").write_text(
+        "[tool.mutmut]\n"
+        'source_paths = ["ketchup_async"]\n'
+        f'only_mutate = ["{target.module}"]\n'
+        f"pytest_add_cli_args_test_selection = [{tests}]\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n\n'
+        "[tool.pytest.ini_options]\n"
+        'pythonpath = ["tests"]\n'
+        'filterwarnings = ["error"]\n',
+        encoding="utf-8",
+    )
+    return where
+
+
+def _mutmut(where: Path, *args: str) -> str:
+    mutmut = Path(sys.executable).with_name("mutmut")
+    proc = subprocess.run(
+        [str(mutmut), *args],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(where)},
+    )
+    return proc.stdout + proc.stderr
+
+
+def _plus_line(diff: str) -> str:
+    return "\n".join(
+        line[1:].strip()
+        for line in diff.splitlines()
+        if line.startswith("+") and not line.startswith("+++")
+    )
+
+
+def _run_hand_mutants(target: Target, where: Path, result: Result) -> None:
+    source = where / target.module
+    original = source.read_text(encoding="utf-8")
+    for number, mutant in enumerate(m for m in HAND_MUTANTS if m.target == target.name):
+        name = f"{target.name}.hand_{number + 1}"
+        if original.count(mutant.old) != 1:
+            result.hand[name] = "stale (the code changed; review it)"
+            result.diffs[name] = f"-{mutant.old}"
+            continue
+        source.write_text(original.replace(mutant.old, mutant.new), encoding="utf-8")
+        try:
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-x",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    *target.tests,
+                ],
+                cwd=where,
+                capture_output=True,
+                check=False,
+                env={**os.environ, "PYTHONPATH": str(where)},
+            )
+        finally:
+            source.write_text(original, encoding="utf-8")
+        result.hand[name] = "killed" if proc.returncode != 0 else "survived"
+        result.diffs[name] = f"-{mutant.old}\n+{mutant.new}"
+
+
+def run_target(target: Target) -> Result:
+    """Mutate one module against its own tests and collect every mutant's status."""
+    where = _scratch(target)
+    result = Result(target)
+    _run_hand_mutants(target, where, result)
+    _mutmut(where, "run", "--max-children", str(os.cpu_count() or 2))
+    for line in _mutmut(where, "results", "--all", "true").splitlines():
+        match = re.match(r"\s*([\w.]+__mutmut_\d+): (.+)$", line)
+        if match:
+            result.statuses[match.group(1)] = match.group(2).strip()
+    for name, status in result.statuses.items():
+        if status == "killed" and name not in EXCLUDED:
+            continue
+        diff = _mutmut(where, "show", name)
+        result.diffs[name] = diff
+        if name in EXCLUDED:
+            expected, reason = EXCLUDED[name]
+            if _plus_line(diff) == expected:
+                result.excluded[name] = reason
+            else:
+                result.stale.append(name)
+    return result
+
+
+def report(results: list[Result]) -> bool:
+    """Print the table and the survivors; True if every module meets the bar."""
+    heads = ("mutants", "killed", "excluded", "survived", "score")
+    print(f"\n{'module':<12} " + " ".join(f"{h:>9}" for h in heads))
+    ok = True
+    for r in results:
+        total = r.total
+        mark = "" if r.score >= BAR else "  < 90%"
+        ok &= r.score >= BAR and total > 0
+        cells = (total, r.killed, len(r.excluded), len(r.survivors))
+        print(
+            f"{r.target.name:<12} " + " ".join(f"{c:>9}" for c in cells) + f" {r.score:>9.1%}{mark}"
+        )
+    for r in results:
+        for name in r.survivors:
+            status = r.statuses.get(name) or r.hand.get(name)
+            print(f"\nsurvived ({status}): {name}\n{_strip_header(r.diffs.get(name, ''))}")
+        for name, reason in r.excluded.items():
+            print(f"excluded: {name}: {reason}")
+        for name in r.stale:
+            print(f"stale exclusion (the code changed; review it): {name}")
+    return ok
+
+
+def _strip_header(diff: str) -> str:
+    return "\n".join(line for line in diff.splitlines() if line[:1] in "-+@" and line[:3] != "---")
+
+
+def main() -> int:
+    """Run the targets named on the command line (all by default)."""
+    parser = argparse.ArgumentParser(prog="python -m tools.mutate", description=__doc__)
+    parser.add_argument("names", nargs="*", help="targets to run (default: all)")
+    args = parser.parse_args()
+    chosen = [t for t in TARGETS if not args.names or t.name in args.names]
+    if not chosen:
+        parser.error(f"no such target; choose from {', '.join(t.name for t in TARGETS)}")
+    results = []
+    for target in chosen:
+        print(f"mutating {target.module} against {', '.join(target.tests)} ...", flush=True)
+        results.append(run_target(target))
+    return 0 if report(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
