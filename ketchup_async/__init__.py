@@ -7,6 +7,7 @@ every pending task and resolves each job's future when its task succeeds or fail
 from __future__ import annotations
 
 from ._client import DEFAULT_BASE_URL, InsecureTransportWarning, KetchupClient
+from ._converter import request_from_dict, request_to_dict
 from ._jobs import Job
 from ._models import (
     CallbackPayload,
@@ -22,7 +23,7 @@ from ._models import (
 )
 from ._validate import KNOWN_MODELS, MODEL_GEMINI_FLASH_IMAGE, MODEL_GEMPIX2
 from ._version import __version__
-from .bulk import BulkInput, BulkProgress, BulkSummary, resume_bulk, run_bulk
+from .bulk import BulkInput, BulkOptions, BulkProgress, BulkSummary, resume_bulk, run_bulk
 from .errors import (
     APIConnectionError,
     APIError,
@@ -32,13 +33,18 @@ from .errors import (
     BulkError,
     ClientClosedError,
     DownloadError,
+    InvalidTransitionError,
+    JournalCorruptError,
     JournalError,
+    JournalLockedError,
+    JournalMismatchError,
     KetchupError,
     NotFoundError,
     RateLimitError,
     ServerError,
     TaskFailedError,
     TaskNotFoundError,
+    UnjournaledTasksError,
     ValidationError,
 )
 
@@ -50,6 +56,7 @@ __all__ = [
     "BadRequestError",
     "BulkError",
     "BulkInput",
+    "BulkOptions",
     "BulkProgress",
     "BulkSummary",
     "CallbackPayload",
@@ -60,8 +67,12 @@ __all__ = [
     "GenerationResult",
     "ImageResult",
     "InsecureTransportWarning",
+    "InvalidTransitionError",
     "Job",
+    "JournalCorruptError",
     "JournalError",
+    "JournalLockedError",
+    "JournalMismatchError",
     "KNOWN_MODELS",
     "KetchupClient",
     "KetchupError",
@@ -78,8 +89,11 @@ __all__ = [
     "TaskFailedError",
     "TaskNotFoundError",
     "TaskStatus",
+    "UnjournaledTasksError",
     "ValidationError",
     "__version__",
+    "request_from_dict",
+    "request_to_dict",
     "resume_bulk",
     "run_bulk",
 ]

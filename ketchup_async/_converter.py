@@ -20,6 +20,7 @@ from .errors import ValidationError
 __all__ = [
     "converter",
     "request_from_dict",
+    "request_to_dict",
     "structure_callback",
     "structure_submit",
     "structure_task",
@@ -137,16 +138,37 @@ def structure_submit(data: object) -> str:
     return task_id
 
 
-def unstructure_request(request: GenerateRequest, *, default_model: str) -> dict[str, Any]:
-    """Return the JSON body of ``POST /api/image/gen`` for ``request``."""
+def request_to_dict(request: GenerateRequest, *, default_model: str) -> dict[str, Any]:
+    """Return the JSON body of ``POST /api/image/gen`` for ``request`` (public).
+
+    The inverse of ``request_from_dict``: ``model`` is ``default_model`` when the request
+    names none; ``images`` and ``callback_url`` appear only when set.
+
+    Args:
+        request: The request.
+        default_model: The model to send when the request names none (the client's).
+    """
     payload: dict[str, Any] = converter.unstructure(request)
     if payload["model"] is None:
         payload["model"] = default_model
     return payload
 
 
+#: The name the client uses for ``request_to_dict``.
+unstructure_request = request_to_dict
+
+
 def request_from_dict(data: object, *, max_images: int | None = None) -> GenerateRequest:
-    """Build (and validate) a ``GenerateRequest`` from a JSON object such as a JSONL line."""
+    """Build (and validate) a ``GenerateRequest`` from a JSON object such as a JSONL line (public).
+
+    Args:
+        data: An object with ``prompt`` and optionally ``model``, ``images``, ``callback_url``
+            (other keys, such as a JSONL ``id``, are ignored).
+        max_images: The reference-image limit to enforce (default: the provider's 4).
+
+    Raises:
+        ValidationError: naming the missing or bad field.
+    """
     if not isinstance(data, Mapping):
         raise ValidationError("request", f"must be an object, got {type(data).__name__}")
     if "prompt" not in data:

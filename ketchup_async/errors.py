@@ -17,12 +17,20 @@ KetchupError
 ├── DownloadError(status_code)         - a result image could not be fetched or decoded
 ├── BulkError                          - a bulk run cannot start (bad input, nothing to resume)
 └── JournalError                       - a bulk run's journal cannot be used
+    ├── JournalLockedError             - another process drives this run
+    ├── JournalMismatchError(key)      - an input id is journaled with another request
+    ├── JournalCorruptError(path, problem) - the journal file or one of its rows is damaged
+    ├── UnjournaledTasksError(task_ids, recovery_file) - paid task ids the journal could not
+    │                                    record (disk full): kept in the recovery file
+    └── InvalidTransitionError         - a state change the bulk transition table forbids (a bug)
 ```
 
 Every error carries its context as attributes; none of them ever contains the API key.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 __all__ = [
     "APIConnectionError",
@@ -33,13 +41,18 @@ __all__ = [
     "BulkError",
     "ClientClosedError",
     "DownloadError",
+    "InvalidTransitionError",
+    "JournalCorruptError",
     "JournalError",
+    "JournalLockedError",
+    "JournalMismatchError",
     "KetchupError",
     "NotFoundError",
     "RateLimitError",
     "ServerError",
     "TaskFailedError",
     "TaskNotFoundError",
+    "UnjournaledTasksError",
     "ValidationError",
 ]
 
@@ -184,3 +197,75 @@ class BulkError(KetchupError):
 class JournalError(KetchupError):
     """A bulk run's journal cannot be used (unreadable, locked, from a newer version, or a
     write failed)."""
+
+
+class JournalLockedError(JournalError):
+    """Another process is driving this run (its journal is locked)."""
+
+
+class JournalMismatchError(JournalError):
+    """An input id is already in the journal with a different request.
+
+    Attributes:
+        key: The input's id.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"input {key!r} is already in the journal with a different request "
+            "(use a new output directory to run changed inputs)"
+        )
+
+
+class JournalCorruptError(JournalError):
+    """The journal file, or one of its rows, is damaged (one clear line, never a traceback).
+
+    Attributes:
+        path: The journal file.
+        problem: What is wrong (which row, which column).
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"the journal {path!r} is damaged: {problem}")
+
+
+class UnjournaledTasksError(JournalError):
+    """The journal could not record the ids of tasks that were created (and paid for).
+
+    The run stopped; every such id was logged at ERROR and appended to ``recovery_file``
+    (when it could be written). ``resume_bulk`` reads that file and re-attaches the tasks.
+
+    Attributes:
+        task_ids: Input id -> task id of every task not in the journal.
+        recovery_file: Where the ids were saved, or None if that failed too.
+    """
+
+    def __init__(self, task_ids: Mapping[str, str], recovery_file: str | None) -> None:
+        self.task_ids = dict(task_ids)
+        self.recovery_file = recovery_file
+        where = (
+            f"saved in {recovery_file!r} and logged"
+            if recovery_file
+            else "logged above (the recovery file could not be written either)"
+        )
+        super().__init__(
+            f"the journal could not record {len(self.task_ids)} paid task id(s) ({where}); "
+            "free disk space, then resume the run: the tasks are re-attached, not paid again"
+        )
+
+
+class InvalidTransitionError(JournalError):
+    """A bulk input state change the transition table does not allow (a bug, never user input).
+
+    Attributes:
+        current: The state the input is in.
+        target: The state it was asked to go to.
+    """
+
+    def __init__(self, current: str, target: str) -> None:
+        self.current = str(current)
+        self.target = str(target)
+        super().__init__(f"an input cannot go from {self.current!r} to {self.target!r}")

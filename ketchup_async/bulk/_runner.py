@@ -4,12 +4,19 @@ One pass (``BulkRunner.drive``) does, concurrently:
 - re-attach every ``submitted`` task with ``client.track()`` (no new submit);
 - download the files of every success that lacks them on disk;
 - submit every ``queued`` input through ``generate_many``, journaling ``submitting`` just before
-  each submit goes on the wire (after any ``submit_rate`` wait, holding a request slot) and the
-  task id as soon as it is known (both awaited: they guard the money);
+  each attempt goes on the wire (after any ``submit_rate`` wait, holding a request slot),
+  ``queued`` again when an attempt was refused without being charged (429/503/500, a
+  connection that never carried it: the client then waits to retry, and a run stopped during
+  that wait leaves the input ``queued``, not ``uncertain``), and the task id as soon as it is
+  known (all awaited: they guard the money);
 - record each outcome, then download its images (bounded concurrency).
 
 Outcome writes are not awaited one by one (the journal groups them into few commits); a crash
 before one is committed only means the task is re-attached on resume.
+
+A task id the journal cannot record (a full disk) is never dropped: the write is retried a
+few times, then the id is logged at ERROR and appended to the recovery file (``_recovery``),
+no new submit is sent, and the run ends with ``UnjournaledTasksError`` listing them all.
 """
 
 from __future__ import annotations
@@ -24,20 +31,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+import attrs
 
 from .._converter import request_from_dict
 from .._jobs import Job
 from .._models import GenerateRequest, GenerationResult, ImageResult, Outcome, SubmitHooks
-from ..errors import KetchupError, ValidationError
+from ..errors import KetchupError, UnjournaledTasksError, ValidationError
 from ._files import download_result, file_stem, files_missing
 from ._journal import Journal, Row
+from ._outdir import RECOVERY_FILE, TMP_DIR, run_dir
 from ._progress import BulkProgress
+from ._recovery import Recovered, RecoveryLog
 from ._states import (
     State,
     is_fatal_submit_error,
     state_after_submit_error,
     state_after_task_error,
 )
+from ._values import BulkOptions
 
 if TYPE_CHECKING:
     from .._client import KetchupClient
@@ -49,12 +60,20 @@ logger = logging.getLogger("ketchup_async")
 _PAGE = 1000
 
 
+#: Seconds between tries of a task id write that failed (then the recovery file).
+TASK_ID_RETRY_DELAYS = (0.1, 0.5, 2.0)
+
+
 class _HookFailed(Exception):
     """A journal write in a submit hook failed: the run must stop (never an ``Outcome``)."""
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
         super().__init__(str(error))
+
+
+class _Stopping(Exception):
+    """The run is stopping: an attempt about to go on the wire is not sent."""
 
 
 def _consumed(value: object) -> str | None:
@@ -65,24 +84,15 @@ class BulkRunner:
     """Drives one journal's unfinished inputs; see the module docstring."""
 
     def __init__(
-        self,
-        client: KetchupClient,
-        journal: Journal,
-        out_dir: Path,
-        *,
-        concurrency: int,
-        download: bool,
-        download_concurrency: int,
-        progress: Callable[[BulkProgress], None] | None,
-        progress_interval: float,
+        self, client: KetchupClient, journal: Journal, out_dir: Path, options: BulkOptions
     ) -> None:
         self.client = client
         self.journal = journal
         self.out_dir = out_dir
-        self.concurrency = concurrency
-        self.download = download
-        self.progress = progress
-        self.progress_interval = progress_interval
+        self.options = options
+        self.download = options.download
+        self.progress: Callable[[BulkProgress], None] | None = options.progress
+        self.retry_delays: tuple[float, ...] = TASK_ID_RETRY_DELAYS
         self.counts: dict[State, int] = dict.fromkeys(State, 0)
         self.consumed = Decimal(0)
         self.finished = 0
@@ -90,7 +100,7 @@ class BulkRunner:
         self.resumed = 0
         self.files_written = 0
         self.download_errors = 0
-        self._slots = asyncio.Semaphore(download_concurrency)
+        self._slots = asyncio.Semaphore(options.download_concurrency)
         self._downloads: set[asyncio.Task[None]] = set()
         self._tracked: set[Job] = set()
         self._seq_of_index: dict[int, Row] = {}
@@ -99,6 +109,9 @@ class BulkRunner:
         self._fatal: KetchupError | None = None
         self._idle = asyncio.Event()
         self._started = time.monotonic()
+        self._stopping = False
+        self._recovery = RecoveryLog(run_dir(out_dir) / RECOVERY_FILE)
+        self._unjournaled: dict[str, Recovered] = {}
 
     # -- progress ---------------------------------------------------------------------------
 
@@ -144,6 +157,7 @@ class BulkRunner:
         self._started = time.monotonic()
         self.report()
         ticker = asyncio.get_running_loop().create_task(self._tick()) if self.progress else None
+        await anyio.to_thread.run_sync(self._recovery.open)
         try:
             if self.download:
                 await self._download_missing()
@@ -156,18 +170,27 @@ class BulkRunner:
             if self._fatal is not None:
                 raise self._fatal
         except _HookFailed as exc:
-            raise exc.error from None
+            if not self._unjournaled:
+                raise exc.error from None
         finally:
+            self._stopping = True
             if ticker is not None:
                 ticker.cancel()
                 await asyncio.gather(ticker, return_exceptions=True)
             await self._stop()
+            await self._retry_unjournaled()
+            self._recovery.close()
+        if self._unjournaled:
+            raise UnjournaledTasksError(
+                {e.key: e.task_id for e in self._unjournaled.values()},
+                str(self._recovery.path) if self._recovery.written else None,
+            )
         self._raise_errors()
         self.report()
 
     async def _tick(self) -> None:
         while True:  # progress keeps moving (elapsed, rate, ETA) while nothing finishes
-            await asyncio.sleep(self.progress_interval)
+            await asyncio.sleep(self.options.progress_interval)
             try:
                 self.report()
             except Exception:  # a display bug must not stop a paid run
@@ -178,14 +201,15 @@ class BulkRunner:
         outcomes = cast(
             "AsyncGenerator[Outcome, None]",
             self.client.generate_many(
-                self._queued(), concurrency=self.concurrency, hooks=self._hooks
+                self._queued(), concurrency=self.options.concurrency, hooks=self._hooks
             ),
         )
         try:
             async for outcome in outcomes:
                 self._on_outcome(outcome)
                 self._raise_errors()
-        finally:  # stop submitting, let submits on the wire land in the journal, stop tracking
+        finally:  # send nothing more, let submits on the wire land in the journal, stop tracking
+            self._stopping = True
             await outcomes.aclose()
 
     async def _stop(self) -> None:
@@ -215,11 +239,13 @@ class BulkRunner:
             if not page:
                 return
             for row in page:
-                if self._fatal is not None:
+                if self._fatal is not None or self._stopping:
                     return
                 after = row.seq
                 try:
                     request = request_from_dict(row.request, max_images=self.client.max_images)
+                    if self.options.callback_url is not None:
+                        request = attrs.evolve(request, callback_url=self.options.callback_url)
                 except ValidationError as exc:
                     await self._refuse(row, exc)
                     continue
@@ -237,10 +263,13 @@ class BulkRunner:
     def _hooks(self, index: int, request: GenerateRequest) -> SubmitHooks:
         return SubmitHooks(
             on_send=functools.partial(self._before_submit, index),
+            on_refused=functools.partial(self._after_refused, index),
             on_submitted=functools.partial(self._after_submit, index),
         )
 
     async def _before_submit(self, index: int) -> None:
+        if self._stopping:  # the run is ending: this attempt stays unsent, the input queued
+            raise _Stopping("the bulk run is stopping")
         try:
             await self.journal.mark_submitting(self._seq_of_index[index].seq)
         except KetchupError as exc:  # not an Outcome: nothing may be sent without this row
@@ -248,14 +277,60 @@ class BulkRunner:
         self._move(State.QUEUED, State.SUBMITTING)
         self._on_the_wire.add(index)
 
+    async def _after_refused(self, index: int) -> None:
+        """An attempt was refused, not charged: the input is ``queued`` while the client waits."""
+        if index not in self._on_the_wire:
+            return
+        try:
+            await self.journal.mark_requeued(
+                self._seq_of_index[index].seq, "refused by the API; retrying"
+            )
+        except KetchupError as exc:  # it stays `submitting`: a resume makes it uncertain
+            raise _HookFailed(exc) from exc
+        self._on_the_wire.discard(index)
+        self._move(State.SUBMITTING, State.QUEUED)
+
     async def _after_submit(self, index: int, task_id: str) -> None:
         self._on_the_wire.discard(index)
         self.submits += 1
-        try:
-            await self.journal.mark_submitted(self._seq_of_index[index].seq, task_id)
-        except KetchupError as exc:  # not an Outcome: the task exists and was paid for
-            raise _HookFailed(exc) from exc
+        row = self._seq_of_index[index]
+        error = await self._record_task_id(row.seq, task_id)
+        if error is not None:  # not an Outcome: the task exists and was paid for
+            self._save_unjournaled(Recovered(row.key, row.seq, task_id), error)
+            raise _HookFailed(error)
         self._move(State.SUBMITTING, State.SUBMITTED)
+
+    async def _record_task_id(self, seq: int, task_id: str) -> KetchupError | None:
+        """Journal a task id, retrying a failed write; return the last error, if it failed."""
+        error: KetchupError | None = None
+        for delay in (0.0, *self.retry_delays):
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                await self.journal.mark_submitted(seq, task_id)
+            except KetchupError as exc:
+                error = exc
+                continue
+            return None
+        return error
+
+    def _save_unjournaled(self, entry: Recovered, error: KetchupError) -> None:
+        self._stopping = True  # nothing more is sent while ids cannot be journaled
+        self._unjournaled[entry.key] = entry
+        saved = self._recovery.append(entry)
+        logger.error(
+            "input %s: task %s was created but the journal could not record it (%s); %s",
+            entry.key,
+            entry.task_id,
+            error,
+            f"saved in {self._recovery.path}" if saved else "NOT saved: keep this line",
+        )
+
+    async def _retry_unjournaled(self) -> None:
+        for key, entry in list(self._unjournaled.items()):
+            if await self._record_task_id(entry.seq, entry.task_id) is None:
+                del self._unjournaled[key]
+                self._move(State.SUBMITTING, State.SUBMITTED)
 
     def _on_outcome(self, outcome: Outcome) -> None:
         row = self._seq_of_index.pop(outcome.index)
@@ -301,7 +376,7 @@ class BulkRunner:
                 job = self.client.track(
                     row.task_id,
                     request=request,
-                    has_callback=bool(row.request.get("callback_url")),
+                    has_callback=bool(self.options.callback_url or row.request.get("callback_url")),
                 )
                 self.resumed += 1
                 self._tracked.add(job)
@@ -309,7 +384,7 @@ class BulkRunner:
 
     def _on_tracked(self, row: Row, job: Job) -> None:
         self._tracked.discard(job)
-        if not job._future.cancelled():
+        if not job.cancelled():
             error = job.exception()
             if error is None:
                 self._succeeded(row, job.result())
@@ -371,6 +446,7 @@ class BulkRunner:
                 images,
                 self.out_dir,
                 claim=lambda n: self.journal.claim_names(row.seq, file_stem(row.key), n),
+                staging=run_dir(self.out_dir) / TMP_DIR,
             )
         self.files_written += len(report.files)
         error = None

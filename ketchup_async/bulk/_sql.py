@@ -7,20 +7,16 @@ raises ``InvalidTransitionError``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import random
 import sqlite3
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import attrs
 
-from ..errors import JournalError
-from ._states import InvalidTransitionError, State, check_transition, sources_of
+from ..errors import InvalidTransitionError, JournalError, JournalMismatchError
+from ._states import State, check_transition, sources_of
 
 __all__ = [
     "COLUMNS",
@@ -28,10 +24,12 @@ __all__ = [
     "JournalMismatchError",
     "Row",
     "add_inputs",
+    "attach_task",
     "claim_names",
     "consumed_values",
     "counts",
     "get_meta",
+    "has_tasks",
     "missing_files",
     "recover",
     "row_by_key",
@@ -41,7 +39,6 @@ __all__ = [
     "set_meta",
     "setup",
     "transition",
-    "write_manifest",
 ]
 
 SCHEMA_VERSION = 1
@@ -81,21 +78,6 @@ _INTERRUPTED = (
 )
 
 
-class JournalMismatchError(JournalError):
-    """An input key is already in the journal with a different request.
-
-    Attributes:
-        key: The input's key.
-    """
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        super().__init__(
-            f"input {key!r} is already in the journal with a different request "
-            "(use a new output directory to run changed inputs)"
-        )
-
-
 @attrs.frozen
 class Row:
     """One input as the journal holds it.
@@ -128,17 +110,43 @@ class Row:
         return str(self.request.get("prompt", ""))
 
 
+def _decoded(seq: object, column: str, text: object, kind: type) -> Any:
+    try:
+        value = json.loads(text) if isinstance(text, (str, bytes)) else None
+    except ValueError:
+        value = None
+    if not isinstance(value, kind):
+        raise ValueError(f"row #{seq}: column {column!r} is not a JSON {kind.__name__}")
+    return value
+
+
+def _state(seq: object, value: object) -> State:
+    try:
+        return State(value)
+    except ValueError:
+        raise ValueError(f"row #{seq}: unknown state {value!r}") from None
+
+
 def row_from_db(record: Sequence[Any]) -> Row:
-    """Build a ``Row`` from a ``SELECT`` of ``COLUMNS``."""
+    """Build a ``Row`` from a ``SELECT`` of ``COLUMNS``.
+
+    Raises:
+        ValueError: The row is damaged (naming the row and the column).
+    """
     seq, key, request, state, task_id, images, files, consumed, error = record
+    if not isinstance(seq, int) or not isinstance(key, str):
+        raise ValueError(f"row #{seq}: bad seq or key {key!r}")
+    for column, value in (("task_id", task_id), ("consumed", consumed), ("error", error)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"row #{seq}: column {column!r} is not text")
     return Row(
         seq=seq,
         key=key,
-        request=json.loads(request),
-        state=State(state),
+        request=_decoded(seq, "request", request, dict),
+        state=_state(seq, state),
         task_id=task_id,
-        images=tuple(json.loads(images)) if images else (),
-        files=tuple(json.loads(files)) if files else (),
+        images=tuple(_decoded(seq, "images", images, list)) if images else (),
+        files=tuple(_decoded(seq, "files", files, list)) if files else (),
         consumed=consumed,
         error=error,
     )
@@ -208,8 +216,21 @@ def counts(conn: sqlite3.Connection) -> dict[State, int]:
     """Inputs per state, every state included."""
     result = dict.fromkeys(State, 0)
     for state, number in conn.execute("SELECT state, COUNT(*) FROM inputs GROUP BY state"):
-        result[State(state)] = number
+        try:
+            result[State(state)] = number
+        except ValueError:
+            raise ValueError(f"{number} row(s) have the unknown state {state!r}") from None
     return result
+
+
+def has_tasks(conn: sqlite3.Connection) -> bool:
+    """True if any input has a task id or may have one (its submit went out)."""
+    maybe = sorted(s.value for s in (State.SUBMITTING, State.SUBMITTED, State.UNCERTAIN))
+    record = conn.execute(
+        "SELECT 1 FROM inputs WHERE task_id IS NOT NULL OR state IN (?, ?, ?) LIMIT 1",
+        maybe,
+    ).fetchone()
+    return record is not None
 
 
 def missing_files(conn: sqlite3.Connection) -> int:
@@ -282,8 +303,25 @@ def transition(
         raise JournalError(f"there is no input #{seq} in the journal")
     check_transition(State(record[0]), target)
     if source is not None:
-        raise InvalidTransitionError(State(record[0]), target)
+        raise InvalidTransitionError(record[0], target.value)
     raise JournalError(f"input #{seq} could not be updated")  # pragma: no cover
+
+
+def attach_task(conn: sqlite3.Connection, key: str, task_id: str, now: float) -> bool:
+    """Record a recovered task id: ``submitting -> submitted``; True if it is now recorded.
+
+    False when the row is missing, in another state, or has another task id.
+    """
+    record = conn.execute("SELECT seq, state, task_id FROM inputs WHERE key = ?", (key,)).fetchone()
+    if record is None:
+        return False
+    seq, state, known = record
+    if known is not None:
+        return bool(known == task_id)
+    if state != State.SUBMITTING.value:
+        return False
+    transition(conn, seq, State.SUBMITTED, {"task_id": task_id}, now, State.SUBMITTING)
+    return True
 
 
 def recover(conn: sqlite3.Connection, resubmit_uncertain: bool, now: float) -> tuple[int, int]:
@@ -344,35 +382,3 @@ def claim_names(conn: sqlite3.Connection, seq: int, base: str, count: int) -> li
             candidate = f"{natural}-{digest}"
         stems.append(candidate)
     return stems
-
-
-def write_manifest(conn: sqlite3.Connection, dest: Path) -> int:
-    """Write every row as one JSON line to ``dest`` atomically; return the line count."""
-    part = dest.with_name(f".{dest.name}.{os.getpid()}.{random.getrandbits(32):08x}.part")
-    lines = 0
-    try:
-        with open(part, "w", encoding="utf-8", newline="\n") as handle:
-            cursor = conn.execute(
-                "SELECT key, request, state, task_id, files, consumed, error "
-                "FROM inputs ORDER BY seq"
-            )
-            for key, request, state, task_id, files, consumed, error in cursor:
-                entry = {
-                    "id": key,
-                    "prompt": json.loads(request).get("prompt"),
-                    "task_id": task_id,
-                    "status": state,
-                    "files": json.loads(files) if files else [],
-                    "consumed": consumed,
-                    "error": error,
-                }
-                handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-                lines += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(part, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            part.unlink()
-        raise
-    return lines
