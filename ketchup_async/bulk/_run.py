@@ -176,7 +176,10 @@ async def _finish(journal: Journal, out_dir: Path, *, failing: bool) -> None:
         try:
             await journal.write_manifest(out_dir / MANIFEST_FILE)
         finally:
-            await journal.close()
+            try:
+                await anyio.to_thread.run_sync(_outdir.clean_stale, out_dir)
+            finally:
+                await journal.close()
     except (KetchupError, OSError) as exc:
         if not failing:
             raise
