@@ -35,24 +35,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import (
-    JournalCorruptError,
-    JournalError,
-    JournalLockedError,
-    JournalMismatchError,
-    KetchupError,
-)
+from ..errors import JournalCorruptError, JournalError, JournalLockedError, JournalMismatchError
 from . import _sql as sql
 from ._manifest import write_manifest
-from ._outdir import JOURNAL_DIR, JOURNAL_FILE, LOCK_FILE, create_private, journal_path
+from ._outdir import JOURNAL_DIR, JOURNAL_FILE, LOCK_FILE, create_private, journal_path, take_lock
 from ._recovery import Recovered
-from ._sql import Row, row_from_db
+from ._sql import Row, as_journal_error, row_from_db
 from ._states import State
-
-try:  # POSIX
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no cross-process lock
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "JOURNAL_DIR",
@@ -112,7 +101,7 @@ class Journal:
         if not create and not path.exists():
             raise JournalError(f"no journal at {str(path)!r}")
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        lock = _take_lock(path.parent / LOCK_FILE)
+        lock = take_lock(path.parent / LOCK_FILE)
         journal = cls(path, lock)
         try:
             await asyncio.wrap_future(journal._executor.submit(journal._connect))
@@ -176,18 +165,6 @@ class Journal:
             self._idle.append(waiter)
             await asyncio.shield(waiter)
 
-    def _error(self, exc: BaseException) -> BaseException:
-        """What a caller sees for ``exc`` raised by SQLite or by a row's decoding."""
-        if isinstance(exc, KetchupError):
-            return exc
-        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
-            return JournalCorruptError(str(self.path), str(exc))
-        if isinstance(exc, (ValueError, TypeError, KeyError)):
-            return JournalCorruptError(str(self.path), str(exc))
-        if isinstance(exc, (sqlite3.Error, OSError)):
-            return JournalError(f"the journal {str(self.path)!r} could not be written: {exc}")
-        return exc
-
     # -- group commit -----------------------------------------------------------------------
 
     def _submit(self, op: Op) -> asyncio.Future[Any]:
@@ -219,7 +196,7 @@ class Journal:
                 except Exception as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
-                    results.append((False, self._error(exc)))
+                    results.append((False, as_journal_error(self.path, exc)))
                 else:
                     conn.execute("RELEASE op")
                     results.append((True, value))
@@ -237,7 +214,7 @@ class Journal:
         self._flushing = False
         error = done.exception()
         if error is not None:  # the whole transaction failed: every write of it did
-            failure = self._error(error)
+            failure = as_journal_error(self.path, error)
             for _, future in batch:
                 _settle(future, False, failure)
         else:
@@ -408,17 +385,3 @@ class Journal:
     ) -> asyncio.Future[None]:
         now = time.time()
         return self._submit(lambda c: sql.transition(c, seq, target, values, now, source))
-
-
-def _take_lock(path: Path) -> IO[bytes] | None:
-    if fcntl is None:  # pragma: no cover - Windows
-        return None
-    handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+b")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise JournalLockedError(
-            f"another ketchup run is using {str(path.parent.parent)!r} (its journal is locked)"
-        ) from None
-    return handle

@@ -22,8 +22,14 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import IO
 
-from ..errors import BulkError
+from ..errors import BulkError, JournalLockedError
+
+try:  # POSIX
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no cross-process lock
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "JOURNAL_DIR",
@@ -38,6 +44,7 @@ __all__ = [
     "prepare",
     "refuse_foreign",
     "run_dir",
+    "take_lock",
 ]
 
 #: The manifest's name in the output directory.
@@ -123,3 +130,18 @@ def clean_stale(out_dir: Path) -> int:
                 entry.unlink()
                 removed += 1
     return removed
+
+
+def take_lock(path: Path) -> IO[bytes] | None:
+    """Take the run's lock file (0600) for this process, or raise ``JournalLockedError``."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return None
+    handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+b")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise JournalLockedError(
+            f"another ketchup run is using {str(path.parent.parent)!r} (its journal is locked)"
+        ) from None
+    return handle

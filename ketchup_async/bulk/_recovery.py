@@ -11,15 +11,19 @@ anything else and puts each id back into the journal, then deletes the file.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import attrs
 
-__all__ = ["Recovered", "RecoveryLog", "read_recovered"]
+from ..errors import KetchupError, UnjournaledTasksError
+
+__all__ = ["Recovered", "RecoveryLog", "TaskIdKeeper", "read_recovered"]
 
 logger = logging.getLogger("ketchup_async")
 
@@ -116,3 +120,71 @@ def read_recovered(path: Path) -> list[Recovered]:
         except (ValueError, TypeError, KeyError) as exc:
             logger.error("%s line %d is not a task id record (%s): %r", path, number, exc, line)
     return found
+
+
+class TaskIdKeeper:
+    """Journals task ids; keeps (logs and saves) those the journal cannot take.
+
+    Args:
+        write: Journals one task id (``Journal.mark_submitted``).
+        log: The run's recovery file.
+        delays: Seconds to wait before each new try of a failed write.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[int, str], Awaitable[None]],
+        log: RecoveryLog,
+        delays: Sequence[float],
+    ) -> None:
+        self._write = write
+        self.log = log
+        self.delays = tuple(delays)
+        #: Input key -> the entry the journal could not record (yet).
+        self.lost: dict[str, Recovered] = {}
+
+    async def record(self, entry: Recovered) -> KetchupError | None:
+        """Journal ``entry``, retrying; if that fails, log and save it and return the error."""
+        error = await self._try(entry)
+        if error is not None:
+            self.lost[entry.key] = entry
+            saved = self.log.append(entry)
+            logger.error(
+                "input %s: task %s was created but the journal could not record it (%s); %s",
+                entry.key,
+                entry.task_id,
+                error,
+                f"saved in {self.log.path}" if saved else "NOT saved anywhere else: keep this line",
+            )
+        return error
+
+    async def retry(self) -> int:
+        """Try the lost entries once more; return how many the journal took."""
+        taken = 0
+        for key, entry in list(self.lost.items()):
+            if await self._try(entry) is None:
+                del self.lost[key]
+                taken += 1
+        return taken
+
+    def error(self) -> UnjournaledTasksError | None:
+        """The error that ends a run with lost entries (None when there are none)."""
+        if not self.lost:
+            return None
+        return UnjournaledTasksError(
+            {e.key: e.task_id for e in self.lost.values()},
+            str(self.log.path) if self.log.written else None,
+        )
+
+    async def _try(self, entry: Recovered) -> KetchupError | None:
+        error: KetchupError | None = None
+        for delay in (0.0, *self.delays):
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                await self._write(entry.seq, entry.task_id)
+            except KetchupError as exc:
+                error = exc
+                continue
+            return None
+        return error

@@ -35,13 +35,13 @@ import attrs
 
 from .._converter import request_from_dict
 from .._jobs import Job
-from .._models import GenerateRequest, GenerationResult, ImageResult, Outcome, SubmitHooks
-from ..errors import KetchupError, UnjournaledTasksError, ValidationError
-from ._files import download_result, file_stem, files_missing
+from .._models import GenerateRequest, GenerationResult, Outcome, SubmitHooks
+from ..errors import KetchupError, ValidationError
+from ._downloads import Downloads
 from ._journal import Journal, Row
-from ._outdir import RECOVERY_FILE, TMP_DIR, run_dir
+from ._outdir import RECOVERY_FILE, run_dir
 from ._progress import BulkProgress
-from ._recovery import Recovered, RecoveryLog
+from ._recovery import Recovered, RecoveryLog, TaskIdKeeper
 from ._states import (
     State,
     is_fatal_submit_error,
@@ -92,16 +92,19 @@ class BulkRunner:
         self.options = options
         self.download = options.download
         self.progress: Callable[[BulkProgress], None] | None = options.progress
-        self.retry_delays: tuple[float, ...] = TASK_ID_RETRY_DELAYS
+
         self.counts: dict[State, int] = dict.fromkeys(State, 0)
         self.consumed = Decimal(0)
         self.finished = 0
         self.submits = 0
         self.resumed = 0
-        self.files_written = 0
-        self.download_errors = 0
-        self._slots = asyncio.Semaphore(options.download_concurrency)
-        self._downloads: set[asyncio.Task[None]] = set()
+        self._downloads = Downloads(
+            client,
+            journal,
+            out_dir,
+            concurrency=options.download_concurrency,
+            finished=self._download_done,
+        )
         self._tracked: set[Job] = set()
         self._seq_of_index: dict[int, Row] = {}
         self._on_the_wire: set[int] = set()  # indices journaled ``submitting``, no outcome yet
@@ -110,8 +113,11 @@ class BulkRunner:
         self._idle = asyncio.Event()
         self._started = time.monotonic()
         self._stopping = False
-        self._recovery = RecoveryLog(run_dir(out_dir) / RECOVERY_FILE)
-        self._unjournaled: dict[str, Recovered] = {}
+        self._task_ids = TaskIdKeeper(
+            journal.mark_submitted,
+            RecoveryLog(run_dir(out_dir) / RECOVERY_FILE),
+            TASK_ID_RETRY_DELAYS,
+        )
 
     # -- progress ---------------------------------------------------------------------------
 
@@ -123,7 +129,7 @@ class BulkRunner:
             consumed=self.consumed,
             finished=self.finished,
             downloading=len(self._downloads),
-            files_written=self.files_written,
+            files_written=self._downloads.files_written,
             elapsed=time.monotonic() - self._started,
         )
 
@@ -131,6 +137,11 @@ class BulkRunner:
         """Call the progress callback with a snapshot (if there is one)."""
         if self.progress is not None:
             self.progress(self.snapshot())
+
+    @property
+    def files_written(self) -> int:
+        """Files written by this run."""
+        return self._downloads.files_written
 
     def _move(self, source: State, target: State) -> None:
         self.counts[source] -= 1
@@ -157,10 +168,10 @@ class BulkRunner:
         self._started = time.monotonic()
         self.report()
         ticker = asyncio.get_running_loop().create_task(self._tick()) if self.progress else None
-        await anyio.to_thread.run_sync(self._recovery.open)
+        await anyio.to_thread.run_sync(self._task_ids.log.open)
         try:
             if self.download:
-                await self._download_missing()
+                await self._downloads.start_missing()
             await self._reattach()
             await self._submit_queued()
             while self._tracked or self._downloads:
@@ -170,7 +181,7 @@ class BulkRunner:
             if self._fatal is not None:
                 raise self._fatal
         except _HookFailed as exc:
-            if not self._unjournaled:
+            if not self._task_ids.lost:
                 raise exc.error from None
         finally:
             self._stopping = True
@@ -178,13 +189,12 @@ class BulkRunner:
                 ticker.cancel()
                 await asyncio.gather(ticker, return_exceptions=True)
             await self._stop()
-            await self._retry_unjournaled()
-            self._recovery.close()
-        if self._unjournaled:
-            raise UnjournaledTasksError(
-                {e.key: e.task_id for e in self._unjournaled.values()},
-                str(self._recovery.path) if self._recovery.written else None,
-            )
+            for _ in range(await self._task_ids.retry()):
+                self._move(State.SUBMITTING, State.SUBMITTED)
+            self._task_ids.log.close()
+        lost = self._task_ids.error()
+        if lost is not None:
+            raise lost
         self._raise_errors()
         self.report()
 
@@ -216,11 +226,7 @@ class BulkRunner:
         for job in list(self._tracked):
             job.cancel()  # the task stays `submitted`: a resume re-attaches it
         self._tracked.clear()
-        downloads = list(self._downloads)
-        for task in downloads:
-            task.cancel()  # the row stays `succeeded` without files: a resume downloads them
-        if downloads:
-            await asyncio.gather(*downloads, return_exceptions=True)
+        await self._downloads.cancel()
 
     def _raise_errors(self) -> None:
         if self._errors:
@@ -294,43 +300,11 @@ class BulkRunner:
         self._on_the_wire.discard(index)
         self.submits += 1
         row = self._seq_of_index[index]
-        error = await self._record_task_id(row.seq, task_id)
-        if error is not None:  # not an Outcome: the task exists and was paid for
-            self._save_unjournaled(Recovered(row.key, row.seq, task_id), error)
+        error = await self._task_ids.record(Recovered(row.key, row.seq, task_id))
+        if error is not None:  # kept, logged and saved; send nothing more, end the run
+            self._stopping = True
             raise _HookFailed(error)
         self._move(State.SUBMITTING, State.SUBMITTED)
-
-    async def _record_task_id(self, seq: int, task_id: str) -> KetchupError | None:
-        """Journal a task id, retrying a failed write; return the last error, if it failed."""
-        error: KetchupError | None = None
-        for delay in (0.0, *self.retry_delays):
-            if delay:
-                await asyncio.sleep(delay)
-            try:
-                await self.journal.mark_submitted(seq, task_id)
-            except KetchupError as exc:
-                error = exc
-                continue
-            return None
-        return error
-
-    def _save_unjournaled(self, entry: Recovered, error: KetchupError) -> None:
-        self._stopping = True  # nothing more is sent while ids cannot be journaled
-        self._unjournaled[entry.key] = entry
-        saved = self._recovery.append(entry)
-        logger.error(
-            "input %s: task %s was created but the journal could not record it (%s); %s",
-            entry.key,
-            entry.task_id,
-            error,
-            f"saved in {self._recovery.path}" if saved else "NOT saved: keep this line",
-        )
-
-    async def _retry_unjournaled(self) -> None:
-        for key, entry in list(self._unjournaled.items()):
-            if await self._record_task_id(entry.seq, entry.task_id) is None:
-                del self._unjournaled[key]
-                self._move(State.SUBMITTING, State.SUBMITTED)
 
     def _on_outcome(self, outcome: Outcome) -> None:
         row = self._seq_of_index.pop(outcome.index)
@@ -412,46 +386,9 @@ class BulkRunner:
             self.consumed += Decimal(consumed)
         self._move(State.SUBMITTED, State.SUCCEEDED)
         if self.download:
-            self._start_download(row, result.images)
+            self._downloads.start(row, result.images)
 
-    # -- files ------------------------------------------------------------------------------
-
-    async def _download_missing(self) -> None:
-        after = 0
-        while page := await self.journal.rows(State.SUCCEEDED, after=after, limit=_PAGE):
-            after = page[-1].seq
-            missing = await anyio.to_thread.run_sync(self._missing, page)
-            for row in missing:
-                self._start_download(row, tuple(ImageResult(i) for i in row.images))
-
-    def _missing(self, rows: list[Row]) -> list[Row]:
-        return [r for r in rows if files_missing(self.out_dir, r.files, len(r.images))]
-
-    def _start_download(self, row: Row, images: tuple[ImageResult, ...]) -> None:
-        task = asyncio.get_running_loop().create_task(self._download(row, images))
-        self._downloads.add(task)
-
-        def finished(done: asyncio.Task[None]) -> None:
-            self._downloads.discard(done)
-            if not done.cancelled() and done.exception() is not None:
-                self._errors.append(done.exception())  # type: ignore[arg-type]
-            self._task_done()
-
-        task.add_done_callback(finished)
-
-    async def _download(self, row: Row, images: tuple[ImageResult, ...]) -> None:
-        async with self._slots:
-            report = await download_result(
-                self.client,
-                images,
-                self.out_dir,
-                claim=lambda n: self.journal.claim_names(row.seq, file_stem(row.key), n),
-                staging=run_dir(self.out_dir) / TMP_DIR,
-            )
-        self.files_written += len(report.files)
-        error = None
-        if not report.complete:
-            self.download_errors += 1
-            error = "download failed: " + "; ".join(report.errors)
-            logger.warning("input %s: %s", row.key, error)
-        await self.journal.set_files(row.seq, report.files, error)
+    def _download_done(self, error: BaseException | None) -> None:
+        if error is not None:
+            self._errors.append(error)
+        self._task_done()

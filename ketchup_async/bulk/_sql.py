@@ -11,11 +11,17 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-import attrs
-
-from ..errors import InvalidTransitionError, JournalError, JournalMismatchError
+from ..errors import (
+    InvalidTransitionError,
+    JournalCorruptError,
+    JournalError,
+    JournalMismatchError,
+    KetchupError,
+)
+from ._row import COLUMNS, Row, row_from_db
 from ._states import State, check_transition, sources_of
 
 __all__ = [
@@ -24,6 +30,7 @@ __all__ = [
     "JournalMismatchError",
     "Row",
     "add_inputs",
+    "as_journal_error",
     "attach_task",
     "claim_names",
     "consumed_values",
@@ -42,9 +49,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-
-#: The columns a ``Row`` is built from, in order.
-COLUMNS = "seq, key, request, state, task_id, images, files, consumed, error"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -78,78 +82,17 @@ _INTERRUPTED = (
 )
 
 
-@attrs.frozen
-class Row:
-    """One input as the journal holds it.
-
-    Attributes:
-        seq: Position in the run (1-based, in input order).
-        key: The input's stable key (its ``id``, else its 1-based line number).
-        request: The submit body (``model``, ``prompt``, ``images``...), as sent.
-        state: Where the input stands.
-        task_id: The API's task id, once known.
-        images: The result images (URLs or data URIs) of a success.
-        files: The files written for it, relative to the output directory.
-        consumed: Credits consumed, as the API reported them.
-        error: Why it failed / is uncertain / lacks files.
-    """
-
-    seq: int
-    key: str
-    request: dict[str, Any] = attrs.field(eq=False)
-    state: State
-    task_id: str | None = None
-    images: tuple[str, ...] = ()
-    files: tuple[str, ...] = ()
-    consumed: str | None = None
-    error: str | None = None
-
-    @property
-    def prompt(self) -> str:
-        """The prompt of the request."""
-        return str(self.request.get("prompt", ""))
-
-
-def _decoded(seq: object, column: str, text: object, kind: type) -> Any:
-    try:
-        value = json.loads(text) if isinstance(text, (str, bytes)) else None
-    except ValueError:
-        value = None
-    if not isinstance(value, kind):
-        raise ValueError(f"row #{seq}: column {column!r} is not a JSON {kind.__name__}")
-    return value
-
-
-def _state(seq: object, value: object) -> State:
-    try:
-        return State(value)
-    except ValueError:
-        raise ValueError(f"row #{seq}: unknown state {value!r}") from None
-
-
-def row_from_db(record: Sequence[Any]) -> Row:
-    """Build a ``Row`` from a ``SELECT`` of ``COLUMNS``.
-
-    Raises:
-        ValueError: The row is damaged (naming the row and the column).
-    """
-    seq, key, request, state, task_id, images, files, consumed, error = record
-    if not isinstance(seq, int) or not isinstance(key, str):
-        raise ValueError(f"row #{seq}: bad seq or key {key!r}")
-    for column, value in (("task_id", task_id), ("consumed", consumed), ("error", error)):
-        if value is not None and not isinstance(value, str):
-            raise ValueError(f"row #{seq}: column {column!r} is not text")
-    return Row(
-        seq=seq,
-        key=key,
-        request=_decoded(seq, "request", request, dict),
-        state=_state(seq, state),
-        task_id=task_id,
-        images=tuple(_decoded(seq, "images", images, list)) if images else (),
-        files=tuple(_decoded(seq, "files", files, list)) if files else (),
-        consumed=consumed,
-        error=error,
-    )
+def as_journal_error(path: Path, exc: BaseException) -> BaseException:
+    """What a caller sees for ``exc`` raised by SQLite or by decoding a row of ``path``."""
+    if isinstance(exc, KetchupError):
+        return exc
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return JournalCorruptError(str(path), str(exc))
+    if isinstance(exc, (ValueError, TypeError, KeyError)):
+        return JournalCorruptError(str(path), str(exc))
+    if isinstance(exc, (sqlite3.Error, OSError)):
+        return JournalError(f"the journal {str(path)!r} could not be written: {exc}")
+    return exc
 
 
 def setup(conn: sqlite3.Connection) -> None:

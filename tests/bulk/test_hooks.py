@@ -48,7 +48,8 @@ class OutageClient:
     ) -> AsyncIterator[Outcome]:
         request = await inputs.__anext__()
         submit = hooks(0, request)
-        assert submit.on_send is not None and submit.on_refused is not None
+        assert submit.on_send is not None
+        assert submit.on_refused is not None
         for _ in range(self.refusals):
             await submit.on_send()
             await submit.on_refused()
@@ -99,4 +100,5 @@ async def test_stopping_during_an_outage_leaves_inputs_queued_not_uncertain(
         row = await journal.row("1")
     finally:
         await journal.close()
-    assert row is not None and row.state is State.QUEUED
+    assert row is not None
+    assert row.state is State.QUEUED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -118,14 +119,14 @@ async def test_a_task_id_write_that_fails_once_is_retried(
 async def test_ids_that_name_the_same_file_get_different_files(
     server: FakeKetchupServer, tmp_path: Path
 ) -> None:
-    """`cat`, `cat.png`, `CAT` and `manifest.jsonl` never share a path with each other or the run."""
+    """Ids `cat`, `cat.png`, `CAT`, `manifest.jsonl` share no path with each other or the run."""
     keys = ["cat", "cat.png", "CAT", "manifest.jsonl", "1.5"]
     inputs = [BulkInput(k, GenerateRequest(f"picture {k}")) for k in keys]
     async with make_client(server) as client:
         summary = await run_bulk(client, inputs, tmp_path)
     assert summary.ok
     files = [f for _, _, f in _rows(tmp_path).values()]
-    names = [name for f in files for name in __import__("json").loads(f or "[]")]
+    names = [name for f in files for name in json.loads(f or "[]")]
     assert len(names) == len(keys)
     assert len({n.lower() for n in names}) == len(keys)
     assert all(n.endswith(".png") and n != "manifest.jsonl" for n in names)
@@ -157,8 +158,9 @@ async def test_a_file_the_run_did_not_write_is_never_replaced(
     assert summary.ok
     assert (tmp_path / "1.png").read_bytes() == b"not yours"
     (_, _, files) = _rows(tmp_path)["1"]
-    assert files is not None and "1.png" not in files
-    assert (tmp_path / __import__("json").loads(files)[0]).read_bytes().startswith(b"\x89PNG")
+    assert files is not None
+    assert "1.png" not in files
+    assert (tmp_path / json.loads(files)[0]).read_bytes().startswith(b"\x89PNG")
 
 
 async def test_resume_deletes_stale_partial_files(
@@ -239,9 +241,13 @@ async def test_the_callback_token_is_never_journaled(
         summary = await run_bulk(client, ["a", "b"], tmp_path, callback_url=url)
     assert summary.ok
     assert {task.callback_url for task in server.tasks.values()} == {url}
-    for path in [*tmp_path.iterdir(), *run_dir(tmp_path).iterdir()]:
-        if path.is_file():
-            assert token.encode() not in path.read_bytes(), path
+    assert not _files_holding(tmp_path, token.encode())
+
+
+def _files_holding(out: Path, secret: bytes) -> list[Path]:
+    """The files of the run (top level and ``.ketchup/``) whose bytes contain ``secret``."""
+    paths = [*out.iterdir(), *run_dir(out).iterdir()]
+    return [p for p in paths if p.is_file() and secret in p.read_bytes()]
 
 
 async def test_an_input_with_its_own_callback_url_is_refused(
