@@ -94,10 +94,12 @@ def prepare(out_dir: Path) -> None:
 def refuse_foreign(out_dir: Path) -> None:
     """Refuse a non-empty directory that holds no ketchup run (its files are someone else's).
 
+    A directory with a ``.ketchup/`` folder is a run's (or one being started: its lock says).
+
     Raises:
-        BulkError: ``out_dir`` is not a directory, or holds files and no journal.
+        BulkError: ``out_dir`` is not a directory, or holds files and no ``.ketchup/``.
     """
-    if not out_dir.exists() or journal_path(out_dir).exists():
+    if not out_dir.exists() or run_dir(out_dir).is_dir():  # new, or a run's (maybe starting)
         return
     if not out_dir.is_dir():
         raise BulkError(f"{str(out_dir)!r} exists and is not a directory")
