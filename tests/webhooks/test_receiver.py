@@ -391,6 +391,7 @@ async def test_handle_is_framework_neutral(offline_client: KetchupClient) -> Non
         "duplicate": 0,
         "unknown": 1,
         "rejected": {"token": 1, "too_large": 1, "malformed": 1},
+        "relayed_in": 0,
     }
 
 
