@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .. import _validate
 from .._converter import unstructure_request
 from .._many import aiter_inputs
 from .._models import GenerateRequest
@@ -207,8 +208,7 @@ async def _execute(
         ("concurrency", concurrency),
         ("download_concurrency", download_concurrency),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValidationError(name, f"must be a positive integer, got {value!r}")
+        _validate.check_int(value, field=name, minimum=1)
     started = time.monotonic()
     queries = client.queries_sent
     if inputs is not None:
