@@ -71,7 +71,7 @@ class Lifecycle:
             return
         if self._limiter is None:  # created inside the running loop
             self._limiter = AsyncLimiter(1, 1.0 / self._submit_rate)
-        await self.unless_closing(self._limiter.acquire(), "the submit was not sent")
+        await self.unless_closing(self._limiter.acquire, "the submit was not sent")
 
     def guard(self, then: Callable[[], Awaitable[None]] | None) -> Callable[[], Awaitable[None]]:
         """An ``on_send`` hook that refuses to send once the client is closing, then ``then``."""
@@ -95,10 +95,10 @@ class Lifecycle:
             if not self._submits:
                 self._idle.set()
 
-    async def unless_closing(self, awaitable: Awaitable[T], what: str) -> T:
-        """Await ``awaitable``; cancel it and raise ``ClientClosedError`` if the client closes."""
+    async def unless_closing(self, start: Callable[[], Awaitable[T]], what: str) -> T:
+        """Await ``start()``; cancel it and raise ``ClientClosedError`` if the client closes."""
         self.check_open(what)
-        work = asyncio.ensure_future(awaitable)
+        work = asyncio.ensure_future(start())
         closing = asyncio.ensure_future(self._closing.wait())
         try:
             await asyncio.wait((work, closing), return_when=asyncio.FIRST_COMPLETED)
@@ -114,7 +114,7 @@ class Lifecycle:
     async def sleep(self, delay: float) -> None:
         """Sleep between retries of a refused (uncharged) request; the client closing ends it."""
         await self.unless_closing(
-            asyncio.sleep(delay), "the request was waiting to retry and was not resent"
+            lambda: asyncio.sleep(delay), "the request was waiting to retry and was not resent"
         )
 
     async def wait_idle(self, timeout: float) -> bool:

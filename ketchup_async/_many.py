@@ -218,7 +218,12 @@ class ManyRun:
 
     def _on_done(self, index: int) -> None:
         entry = self._in_flight.pop(index, None)
-        if entry is not None and not entry[0].cancelled():
+        if entry is None:
+            return
+        if entry[0].cancelled():  # cancelled by someone else: no outcome, free its slot
+            self._slots.release()
+            self._wakeup.set()
+        else:
             self._emit(_outcome(entry[0], index, entry[1]))
 
     def _submit_hooks(self, index: int, request: GenerateRequest) -> SubmitHooks:
@@ -229,6 +234,11 @@ class ManyRun:
                 raise ClientClosedError("generate_many stopped: this input was not sent")
             self._sent.add(index)
 
+        async def refused() -> None:  # back to waiting: stopping may cancel it, unsent
+            if theirs.on_refused is not None:
+                await theirs.on_refused()
+            self._sent.discard(index)
+
         async def submitted(task_id: str) -> None:
             if theirs.on_submitted is not None:
                 await theirs.on_submitted(task_id)
@@ -236,7 +246,7 @@ class ManyRun:
 
         return SubmitHooks(
             on_send=_chain(sending, theirs.on_send),
-            on_refused=_chain(lambda: self._sent.discard(index), theirs.on_refused),
+            on_refused=refused,
             on_submitted=submitted,
         )
 
