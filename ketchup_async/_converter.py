@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import cattrs
 
+from . import _validate
 from ._models import CallbackPayload, GenerateRequest, ImageResult, Task, TaskStatus
 from .errors import ValidationError
 
@@ -33,7 +34,7 @@ converter = cattrs.Converter()
 
 
 def _decimal(value: object, _: object) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if not (isinstance(value, str) or _validate.is_number(value)):
         raise ValidationError("consumed", f"must be a decimal string, got {type(value).__name__}")
     try:
         result = Decimal(str(value).strip())

@@ -6,10 +6,12 @@ Everything here runs before a request is built, so a bad input never costs a req
 from __future__ import annotations
 
 import binascii
+import ipaddress
 import math
 import re
 from base64 import b64decode
 from collections.abc import Iterable
+from typing import TypeGuard
 from urllib.parse import urlsplit
 
 from .errors import ValidationError
@@ -117,11 +119,61 @@ def check_images(value: object, *, max_images: int, field: str = "images") -> tu
     return tuple(check_image_ref(item, field=f"{field}[{i}]") for i, item in enumerate(items))
 
 
+def check_type(
+    value: object, types: type | tuple[type, ...], *, field: str, what: str, optional: bool = False
+) -> None:
+    """Raise ``ValidationError`` naming ``field`` unless ``value`` is one of ``types`` (or None)."""
+    if not (isinstance(value, types) or (optional and value is None)):
+        raise ValidationError(field, f"must be {what}, got {type(value).__name__}")
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    """True for an ``int`` that is not a ``bool`` (``True`` is an int to Python, not to us)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> TypeGuard[int | float]:
+    """True for an ``int`` or ``float`` that is not a ``bool``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_int(value: object, *, field: str, minimum: int = 0) -> int:
+    """Return an integer (never a ``bool``) of at least ``minimum``, or raise naming ``field``."""
+    if not is_int(value) or value < minimum:
+        shown = repr(value) if is_number(value) else type(value).__name__
+        raise ValidationError(field, f"must be an integer >= {minimum}, got {shown}")
+    return value
+
+
+def check_api_key(value: object) -> str:
+    """Return the API key, or raise if it is missing, blank or not a single token."""
+    if value is not None and not isinstance(value, str):
+        raise ValidationError("api_key", f"must be a string, got {type(value).__name__}")
+    if value is None or not value.strip():
+        raise ValidationError(
+            "api_key", "no API key: pass api_key=... or set the KETCHUP_API_KEY variable"
+        )
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        raise ValidationError("api_key", "must be a single token without whitespace")
+    return value
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP addresses (plain HTTP to them is not a leak)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_positive(value: object, *, field: str, integer: bool = False) -> float:
     """Return a finite number above zero (an ``int`` if ``integer``), or raise naming ``field``."""
     kind = "a positive integer" if integer else "a positive number"
-    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+    if not (is_int(value) if integer else is_number(value)):
         raise ValidationError(field, f"must be {kind}, got {type(value).__name__}")
+    assert isinstance(value, (int, float))
     if not (math.isfinite(value) and value > 0):
         raise ValidationError(field, f"must be {kind}, got {value!r}")
     return value

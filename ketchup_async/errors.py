@@ -13,7 +13,7 @@ KetchupError
 ├── APIConnectionError(may_have_been_processed: bool)
 │   └── APITimeoutError
 ├── TaskFailedError(task_id, reason)   - the task reached `failed`
-├── ClientClosedError                  - the client closed while the job was pending
+├── ClientClosedError(task_id, may_have_been_processed) - the client closed meanwhile
 ├── DownloadError(status_code)         - a result image could not be fetched or decoded
 ├── BulkError                          - a bulk run cannot start (bad input, nothing to resume)
 └── JournalError                       - a bulk run's journal cannot be used
@@ -175,7 +175,20 @@ class TaskFailedError(KetchupError):
 
 
 class ClientClosedError(KetchupError):
-    """The client was closed while the job was still pending."""
+    """The client was closed while the job (or its submit) was still under way.
+
+    Attributes:
+        task_id: The task the API created, when a submit landed after the client closed
+            (it may be charged: track or query it with another client); None otherwise.
+        may_have_been_processed: True when the submit may have been charged.
+    """
+
+    def __init__(
+        self, message: str, *, task_id: str | None = None, may_have_been_processed: bool = False
+    ) -> None:
+        self.task_id = task_id
+        self.may_have_been_processed = may_have_been_processed
+        super().__init__(message)
 
 
 class DownloadError(KetchupError):

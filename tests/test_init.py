@@ -35,6 +35,7 @@ EXPECTED = {
     "KetchupError",
     "MODEL_GEMINI_FLASH_IMAGE",
     "MODEL_GEMPIX2",
+    "ManyProgress",
     "NotFoundError",
     "Outcome",
     "PollPolicy",

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
+from .. import _validate
 from .._models import GenerateRequest
 from .._validate import DEFAULT_MAX_IMAGES, check_images
 from ..bulk import BulkInput
@@ -71,7 +72,7 @@ def _jsonl_entry(
     if not isinstance(data, dict):
         raise UsageError(f"{where}: expected a JSON object, got {type(data).__name__}")
     key = data.get("id", number)
-    if isinstance(key, bool) or not isinstance(key, (str, int)) or str(key) == "":
+    if not (isinstance(key, str) or _validate.is_int(key)) or str(key) == "":
         raise UsageError(f"{where}: id must be a non-empty string or an integer, got {key!r}")
     if "prompt" not in data:
         raise UsageError(f"{where}: prompt is required")

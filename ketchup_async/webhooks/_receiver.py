@@ -14,7 +14,7 @@ import attrs
 from aiohttp import web
 
 from .. import _validate
-from .._client import InsecureTransportWarning, KetchupClient, _is_loopback
+from .._client import InsecureTransportWarning, KetchupClient
 from ..errors import ClientClosedError, ValidationError
 from ._parse import MAX_CALLBACK_BYTES, parse_callback, read_body
 from ._relay import RedisRelay
@@ -48,8 +48,7 @@ def _relay(instance: object, attribute: attrs.Attribute[RedisRelay | None], valu
 
 
 def _max_bytes(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError("max_bytes", f"must be a positive integer, got {value!r}")
+    _validate.check_int(value, field="max_bytes", minimum=1)
 
 
 @attrs.define(eq=False)
@@ -182,7 +181,7 @@ class WebhookReceiver:
         parts = urlsplit(public_base_url)
         if parts.query or parts.fragment:
             raise ValidationError("public_base_url", "must not have a query or fragment")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+        if parts.scheme == "http" and not _validate.is_loopback(parts.hostname or ""):
             warnings.warn(
                 "public_base_url is not HTTPS: the callback token would travel in clear text",
                 InsecureTransportWarning,
