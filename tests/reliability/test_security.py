@@ -19,6 +19,7 @@ from ketchup_async import (
     KetchupClient,
     KetchupError,
     RetryPolicy,
+    ServerError,
     ValidationError,
 )
 from ketchup_async._http import USER_AGENT
@@ -323,3 +324,25 @@ async def test_a_lying_image_host_is_refused_and_leaves_nothing(
         with pytest.raises(DownloadError, match=message):
             await client.download(hostile_cdn + path, tmp_path / "x")
     assert _files(tmp_path) == []
+
+
+@pytest.mark.parametrize("consumed", ["1e1000000", "NaN", "-1", "1e12"])
+async def test_a_hostile_consumed_is_a_malformed_answer(tmp_path: Path, consumed: str) -> None:
+    """A query answer whose ``consumed`` is absurd is a ServerError, never decimal.Overflow."""
+
+    async def query(request: web.Request) -> web.Response:
+        data = {"task_id": "ta-1", "status": "success", "consumed": consumed, "result": None}
+        return web.json_response({"code": 0, "message": "ok", "data": data})
+
+    app = web.Application()
+    app.router.add_get("/api/task/query", query)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with KetchupClient(api_key=API_KEY, base_url=base_url) as client:
+            with pytest.raises(ServerError, match="malformed query response: consumed"):
+                await client.query("ta-1")
+    finally:
+        await runner.cleanup()
