@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -20,6 +20,8 @@ __all__ = [
     "IPAddress",
     "IPNetwork",
     "HostAllowList",
+    "ENV_DOWNLOAD_HOSTS",
+    "hosts_from_env",
     "ip_literal",
     "is_local_name",
     "is_loopback_host",
@@ -42,6 +44,17 @@ _NUMERIC_LABEL = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)", re.IGNORECASE)
 _HOSTNAME = re.compile(
     r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*"
 )
+
+
+#: The environment variable with comma-separated ``download_hosts``.
+ENV_DOWNLOAD_HOSTS = "KETCHUP_DOWNLOAD_HOSTS"
+
+
+def hosts_from_env(environ: Mapping[str, str]) -> list[str]:
+    """The ``download_hosts`` in ``environ`` (``KETCHUP_DOWNLOAD_HOSTS``, comma-separated)."""
+    return [
+        entry.strip() for entry in environ.get(ENV_DOWNLOAD_HOSTS, "").split(",") if entry.strip()
+    ]
 
 
 def _normal(host: str) -> str:
@@ -111,7 +124,7 @@ def is_public_address(address: IPAddress) -> bool:
     return address.is_global
 
 
-_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 def _unmapped(network: IPNetwork) -> IPNetwork:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from . import _validate
-from ._addresses import HostAllowList, is_loopback_host
+from ._addresses import HostAllowList, hosts_from_env, is_loopback_host
 from ._converter import structure_submit, structure_task, unstructure_request
 from ._download import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, Downloader
 from ._http import USER_AGENT, Transport
@@ -125,8 +125,7 @@ class KetchupClient:
             max_download_concurrency, field="max_download_concurrency", integer=True
         )
         if download_hosts is None:
-            env_hosts = os.environ.get("KETCHUP_DOWNLOAD_HOSTS", "")
-            download_hosts = [h for h in env_hosts.split(",") if h.strip()]
+            download_hosts = hosts_from_env(os.environ)
         allow = HostAllowList.parse(download_hosts, field="download_hosts")
         if submit_rate is not None:
             _validate.check_positive(submit_rate, field="submit_rate")
