@@ -123,7 +123,14 @@ def test_consumed_outside_a_sane_range_is_an_error(consumed: object) -> None:
 
 @pytest.mark.parametrize(
     ("consumed", "expected"),
-    [("0", "0"), ("0.500000", "0.5"), (3, "3"), (2.5, "2.5"), ("1000000000", "1e9"), ("1E-6", "0.000001")],
+    [
+        ("0", "0"),
+        ("0.500000", "0.5"),
+        (3, "3"),
+        (2.5, "2.5"),
+        ("1000000000", "1e9"),
+        ("1E-6", "0.000001"),
+    ],
 )
 def test_consumed_in_range_is_kept(consumed: object, expected: str) -> None:
     """Ordinary credit amounts (string, int or float) become the same Decimal."""
