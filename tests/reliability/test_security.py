@@ -421,3 +421,14 @@ def test_a_bad_download_hosts_entry_is_a_validation_error(hosts: object) -> None
     with pytest.raises(ValidationError) as caught:
         KetchupClient(api_key=API_KEY, download_hosts=hosts)  # type: ignore[arg-type]
     assert caught.value.field == "download_hosts"
+
+
+async def test_download_hosts_falls_back_to_the_environment(
+    internal_host: tuple[str, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``KETCHUP_DOWNLOAD_HOSTS`` (comma-separated) is the allow-list when none is passed."""
+    url, hits = internal_host
+    monkeypatch.setenv("KETCHUP_DOWNLOAD_HOSTS", "cdn.example.com, 127.0.0.0/8")
+    async with KetchupClient(api_key=API_KEY, base_url="http://127.0.0.1:9") as client:
+        await client.download(f"{url}/y", tmp_path / "y")
+    assert hits == ["/y"]
