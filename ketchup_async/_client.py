@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from . import _validate
-from ._addresses import HostAllowList, hosts_from_env, is_loopback_host
+from ._addresses import is_loopback_host
 from ._converter import structure_submit, structure_task, unstructure_request
 from ._download import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, Downloader
 from ._http import USER_AGENT, Transport
@@ -120,13 +120,6 @@ class KetchupClient:
             raise ValidationError("max_images", f"must be an integer >= 0, got {max_images!r}")
         _validate.check_positive(max_concurrency, field="max_concurrency", integer=True)
         _validate.check_positive(max_download_bytes, field="max_download_bytes", integer=True)
-        _validate.check_positive(download_timeout, field="download_timeout")
-        _validate.check_positive(
-            max_download_concurrency, field="max_download_concurrency", integer=True
-        )
-        if download_hosts is None:
-            download_hosts = hosts_from_env(os.environ)
-        allow = HostAllowList.parse(download_hosts, field="download_hosts")
         if submit_rate is not None:
             _validate.check_positive(submit_rate, field="submit_rate")
         _validate.check_positive(timeout, field="timeout")
@@ -143,13 +136,13 @@ class KetchupClient:
         self.timeout = timeout
         self.max_images = max_images
         self.max_download_bytes = max_download_bytes
-        self._downloader = Downloader(
-            allow=allow,
+        self._downloader = Downloader.configure(
+            hosts=download_hosts,
+            deadline=download_timeout,
             max_connections=max_download_concurrency,
             max_bytes=max_download_bytes,
             retry=self.retry,
             timeout=timeout,
-            deadline=download_timeout,
         )
         self._session = session
         self._owns_session = session is None

@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import aiohttp
@@ -26,7 +27,7 @@ from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from . import _retry, _validate
-from ._addresses import HostAllowList
+from ._addresses import HostAllowList, hosts_from_env
 from ._egress import GuardedResolver, check_target
 from ._http import USER_AGENT
 from ._models import ImageResult, RetryPolicy
@@ -216,7 +217,7 @@ async def _save(response: aiohttp.ClientResponse, dest: Path, max_bytes: int) ->
         raise
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, kw_only=True)
 class Downloader:
     """Downloads result images on a connection pool of its own, never into the local network.
 
@@ -249,6 +250,37 @@ class Downloader:
     _guard: GuardedResolver | None = attrs.field(default=None, init=False)
     _slots: asyncio.Semaphore | None = attrs.field(default=None, init=False)
     _closed: bool = attrs.field(default=False, init=False)
+
+    @classmethod
+    def configure(
+        cls,
+        *,
+        hosts: Iterable[object] | None,
+        deadline: float,
+        max_connections: int,
+        max_bytes: int,
+        retry: RetryPolicy,
+        timeout: float,
+    ) -> Downloader:
+        """A downloader from ``KetchupClient``'s options, validated under their names.
+
+        ``hosts`` None means ``KETCHUP_DOWNLOAD_HOSTS`` (comma-separated), else none.
+
+        Raises:
+            ValidationError: ``download_hosts``, ``download_timeout`` or
+                ``max_download_concurrency`` is bad.
+        """
+        _validate.check_positive(deadline, field="download_timeout")
+        _validate.check_positive(max_connections, field="max_download_concurrency", integer=True)
+        entries = hosts_from_env(os.environ) if hosts is None else hosts
+        return cls(
+            allow=HostAllowList.parse(entries, field="download_hosts"),
+            max_connections=max_connections,
+            max_bytes=max_bytes,
+            retry=retry,
+            timeout=timeout,
+            deadline=deadline,
+        )
 
     def _open(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
         if self._closed:
