@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from . import _validate
+from ._addresses import is_loopback_host
 from ._converter import structure_submit, structure_task, unstructure_request
-from ._download import DEFAULT_MAX_BYTES, download_image
+from ._download import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, Downloader
 from ._http import USER_AGENT, Transport
 from ._jobs import Job
 from ._lifecycle import Lifecycle
@@ -67,6 +68,11 @@ class KetchupClient:
         session: An ``aiohttp.ClientSession`` to share (not closed by the client).
         max_images: Reference images allowed per request (the provider documents 4).
         max_download_bytes: Size cap of one downloaded image.
+        download_hosts: Host names, addresses and CIDR networks downloads may reach although
+            they are not public (loopback, private, link-local...); falls back to the
+            comma-separated ``KETCHUP_DOWNLOAD_HOSTS``. Empty by default: public hosts only.
+        download_timeout: Seconds for one whole download (redirects and retries included).
+        max_download_concurrency: Downloads in flight, on a connection pool of their own.
 
     Raises:
         ValidationError: No API key, or a bad argument; nothing is sent.
@@ -86,6 +92,9 @@ class KetchupClient:
         session: aiohttp.ClientSession | None = None,
         max_images: int = _validate.DEFAULT_MAX_IMAGES,
         max_download_bytes: int = DEFAULT_MAX_BYTES,
+        download_hosts: Iterable[str] | None = None,
+        download_timeout: float = DEFAULT_DEADLINE,
+        max_download_concurrency: int = 16,
     ) -> None:
         key = _validate.check_api_key(
             api_key if api_key is not None else os.environ.get("KETCHUP_API_KEY")
@@ -93,7 +102,7 @@ class KetchupClient:
         url = base_url or os.environ.get("KETCHUP_BASE_URL") or DEFAULT_BASE_URL
         _validate.check_http_url(url, field="base_url")
         parts = urlsplit(url)
-        if parts.scheme == "http" and not _validate.is_loopback(parts.hostname or ""):
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
             warnings.warn(
                 f"base_url {parts.scheme}://{parts.netloc} is not HTTPS: the API key would be "
                 "sent in clear text",
@@ -121,6 +130,14 @@ class KetchupClient:
         self.timeout = timeout
         self.max_images = max_images
         self.max_download_bytes = max_download_bytes
+        self._downloader = Downloader.configure(
+            hosts=download_hosts,
+            deadline=download_timeout,
+            max_connections=max_download_concurrency,
+            max_bytes=max_download_bytes,
+            retry=self.retry,
+            timeout=timeout,
+        )
         self._session = session
         self._owns_session = session is None
         self._transport: Transport | None = None
@@ -193,6 +210,7 @@ class KetchupClient:
     async def _release(self) -> None:
         if self._poller is not None:
             await self._poller.close()
+        await self._downloader.aclose()
         if self._owns_session and self._session is not None:
             await self._session.close()
 
@@ -383,17 +401,19 @@ class KetchupClient:
 
         URLs are fetched with the SDK's User-Agent and without the API key, streamed to a
         temporary file and renamed into place; ``dest`` without a suffix gets one from the
-        content type. Capped at ``max_download_bytes``.
+        content type. Capped at ``max_download_bytes`` and ``download_timeout``; run on a
+        connection pool of their own (``max_download_concurrency``).
+
+        Raises:
+            ValidationError: ``image`` is not an http(s) URL or a data URI.
+            DownloadError: The image host is not a public address (and not in
+                ``download_hosts``), refused, too slow, or sent no image.
         """
         _validate.check_type(image, (ImageResult, str), field="image", what="a URL")
         _validate.check_type(dest, (str, os.PathLike), field="dest", what="a path")
-        transport, _ = self._open()
-        return await download_image(
-            transport.session,
+        self._open()
+        return await self._downloader.download(
             image if isinstance(image, ImageResult) else ImageResult(image),
             Path(dest),
-            max_bytes=self.max_download_bytes,
-            retry=self.retry,
-            timeout=self.timeout,
             overwrite=overwrite,
         )

@@ -33,15 +33,34 @@ T = TypeVar("T", Task, CallbackPayload)
 converter = cattrs.Converter()
 
 
+#: Bounds of a sane ``consumed`` (credits of one task): anything else is a malformed answer.
+MAX_CONSUMED = Decimal(1_000_000_000)
+_MAX_CONSUMED_PLACES = 18
+_MAX_CONSUMED_CHARS = 40
+
+
 def _decimal(value: object, _: object) -> Decimal:
+    # Bounded before any arithmetic: "1e1000000" parses, then overflows every later sum.
     if not (isinstance(value, str) or _validate.is_number(value)):
         raise ValidationError("consumed", f"must be a decimal string, got {type(value).__name__}")
+    if isinstance(value, int) and not 0 <= value <= MAX_CONSUMED:
+        raise ValidationError("consumed", f"must be between 0 and {MAX_CONSUMED:,}")
+    text = str(value).strip()
+    if len(text) > _MAX_CONSUMED_CHARS:
+        raise ValidationError("consumed", f"has more than {_MAX_CONSUMED_CHARS} characters")
     try:
-        result = Decimal(str(value).strip())
+        result = Decimal(text)
     except InvalidOperation:
-        raise ValidationError("consumed", f"is not a decimal number: {value!r}") from None
+        raise ValidationError("consumed", f"is not a decimal number: {text!r}") from None
     if not result.is_finite():
-        raise ValidationError("consumed", f"is not a finite number: {value!r}")
+        raise ValidationError("consumed", f"is not a finite number: {text!r}")
+    if not 0 <= result <= MAX_CONSUMED:
+        raise ValidationError("consumed", f"must be between 0 and {MAX_CONSUMED:,}, got {text!r}")
+    exponent = result.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -_MAX_CONSUMED_PLACES:
+        raise ValidationError(
+            "consumed", f"has more than {_MAX_CONSUMED_PLACES} decimal places: {text!r}"
+        )
     return result
 
 

@@ -6,7 +6,6 @@ Everything here runs before a request is built, so a bad input never costs a req
 from __future__ import annotations
 
 import binascii
-import ipaddress
 import math
 import re
 from base64 import b64decode
@@ -156,16 +155,6 @@ def check_api_key(value: object) -> str:
     if any(c.isspace() or ord(c) < 32 for c in value):
         raise ValidationError("api_key", "must be a single token without whitespace")
     return value
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP addresses (plain HTTP to them is not a leak)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_positive(value: object, *, field: str, integer: bool = False) -> float:

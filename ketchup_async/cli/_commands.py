@@ -14,10 +14,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import attrs
 
 from .. import _validate
+from .._addresses import hosts_from_env, is_loopback_host
 from .._client import KetchupClient
 from .._models import PollPolicy, RetryPolicy, Task
 from ..bulk import BulkInput, BulkProgress, BulkSummary, resume_bulk, run_bulk
@@ -100,6 +102,10 @@ def client_options(args: argparse.Namespace, key: str) -> dict[str, Any]:
     model = getattr(args, "model", None)
     if model is not None:
         options["model"] = model
+    # A loopback API (a local fake server) serves its images from loopback too: allow that host.
+    host = urlsplit(args.base_url or os.environ.get("KETCHUP_BASE_URL", "")).hostname
+    if host and is_loopback_host(host):
+        options["download_hosts"] = [host, *hosts_from_env(os.environ)]
     return options
 
 

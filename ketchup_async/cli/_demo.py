@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .._client import KetchupClient
 from .._models import GenerateRequest, PollPolicy, RetryPolicy
@@ -87,6 +88,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 base_url=server.base_url,
                 polling=PollPolicy().scaled(scale),
                 retry=RetryPolicy().scaled(scale),
+                download_hosts=[urlsplit(server.cdn_url).hostname or "127.0.0.1"],
             ) as ketchup:
                 yield ketchup
 

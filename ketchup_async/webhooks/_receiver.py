@@ -14,6 +14,7 @@ import attrs
 from aiohttp import web
 
 from .. import _validate
+from .._addresses import is_loopback_host
 from .._client import InsecureTransportWarning, KetchupClient
 from ..errors import ClientClosedError, ValidationError
 from ._parse import MAX_CALLBACK_BYTES, parse_callback, read_body
@@ -181,7 +182,7 @@ class WebhookReceiver:
         parts = urlsplit(public_base_url)
         if parts.query or parts.fragment:
             raise ValidationError("public_base_url", "must not have a query or fragment")
-        if parts.scheme == "http" and not _validate.is_loopback(parts.hostname or ""):
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
             warnings.warn(
                 "public_base_url is not HTTPS: the callback token would travel in clear text",
                 InsecureTransportWarning,
