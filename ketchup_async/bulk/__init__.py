@@ -8,7 +8,18 @@ transitions live in ``_states``); ``_runner`` turns outcomes into journal rows a
 
 from __future__ import annotations
 
+from ._journal import JOURNAL_DIR
 from ._progress import BulkProgress
 from ._run import MANIFEST_FILE, BulkInput, BulkSummary, resume_bulk, run_bulk
+from ._states import State
 
-__all__ = ["MANIFEST_FILE", "BulkInput", "BulkProgress", "BulkSummary", "resume_bulk", "run_bulk"]
+__all__ = [
+    "JOURNAL_DIR",
+    "MANIFEST_FILE",
+    "BulkInput",
+    "BulkProgress",
+    "BulkSummary",
+    "State",
+    "resume_bulk",
+    "run_bulk",
+]
