@@ -86,8 +86,7 @@ def run_bulk_command(
         )
         return stop.code
     except JournalError as exc:
-        _error(str(exc))
-        print(f"ketchup: fix the cause, then: ketchup resume {out_dir}", file=sys.stderr)
+        _error(f"{exc} (once fixed: ketchup resume {out_dir})")
         return EXIT_JOURNAL
     except (BulkError, ValidationError) as exc:
         raise UsageError(str(exc)) from None
