@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import re
+import select
+import signal
+import socket
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from .._processes import FakeProcess
+from .._processes import FakeProcess, cli_process, journal_count
 from ._helpers import (
+    API_KEY,
     SCALE,
     error_line,
+    error_line_of,
     gen,
+    ketchup,
     manifest,
     run,
     write,
 )
+from .conftest import fake_api
 
 
 def test_an_unwritable_output_directory(
@@ -148,3 +156,75 @@ def test_resume_leaves_uncertain_inputs_unless_asked(
     )
     assert api.created("uncertain cat") == 2
     assert {line["status"] for line in manifest(out)} == {"succeeded"}
+
+
+# -- the API as a user meets it: wrong URL, wrong key, gone mid-run (real processes) ------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_wrong_base_url_prints_the_connection_error(tmp_path: Path) -> None:
+    """Nothing listening: the terminal says so in one line, with the resume hint; exit 1."""
+    url = f"http://127.0.0.1:{_free_port()}"
+    source = write(tmp_path / "p.txt", "a cat\na dog\n")
+    out = tmp_path / "wb1"
+    done = ketchup(
+        "generate", str(source), "--out", str(out), "--base-url", url, "--time-scale", SCALE
+    )
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("ketchup: error:")]
+    assert errors == [f"ketchup: error: cannot reach the API at {url}: connection refused"]
+    assert f"2 inputs are not finished: ketchup resume {out}" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_a_wrong_key_prints_no_progress_line(tmp_path: Path, api: FakeProcess) -> None:
+    """A refused key: one error line, no "0/3 done" line before it; exit 2."""
+    source = write(tmp_path / "p.txt", "wrong key cat\nwrong key dog\nwrong key owl\n")
+    argv = ("generate", str(source), "--out", str(tmp_path / "o"), "--base-url", api.url)
+    done = ketchup(*argv, "--time-scale", SCALE, env={"KETCHUP_API_KEY": "dk-wrong0000"})
+    assert done.returncode == 2, done.stderr
+    assert "done |" not in done.stdout
+    assert "the API refused the key" in error_line_of(done.stderr)
+
+
+@pytest.mark.slow
+def test_the_api_gone_mid_run_is_said_within_seconds(tmp_path: Path) -> None:
+    """The fake killed mid-run: failed requests on the progress line and one warning on stderr
+    within ~10 s; SIGTERM then stops the run cleanly."""
+    fake = fake_api("0.02", "--render-time", "5000")  # renders outlive the test
+    source = write(tmp_path / "p.txt", "\n".join(f"gone {i}" for i in range(40)) + "\n")
+    out = tmp_path / "out"
+    journal = out / ".ketchup" / "journal.sqlite3"
+    proc = cli_process(
+        "generate", str(source), "--out", str(out), "--time-scale", "0.02",
+        base_url=fake.url, api_key=API_KEY,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while journal_count(journal, ("submitted",)) < 40:
+            assert time.monotonic() < deadline, "the tasks were not submitted"
+            time.sleep(0.02)
+        fake.stop()
+        gone = time.monotonic()
+        assert proc.stderr is not None
+        warning = ""
+        while not warning:
+            ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+            if ready:
+                warning = proc.stderr.readline()
+            assert time.monotonic() - gone < 15, "no warning 15 s after the API went away"
+        assert warning.startswith("ketchup: warning: API unreachable for ")
+        assert "connection refused; still retrying; Ctrl-C then `ketchup resume" in warning
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, stderr
+    assert re.search(r"0/40 done .* \| \d+ failed requests?$", stdout.splitlines()[-1])

@@ -8,6 +8,8 @@ import pytest
 
 from ._helpers import (
     error_line,
+    error_line_of,
+    ketchup,
     run,
     write,
 )
@@ -81,3 +83,15 @@ def test_an_unknown_model_format(
     source = write(tmp_path / "p.txt", "a cat\n")
     assert run("generate", str(source), "--out", str(tmp_path), "--model", "gempix 2") == 2
     assert "--model: unknown model format 'gempix 2'" in error_line(capsys)
+
+
+def test_a_jsonl_error_names_the_files_line_and_column(tmp_path: Path) -> None:
+    """The position is the file's (line 3, column 16), not the parser's within the line."""
+    source = write(
+        tmp_path / "bad3.jsonl", '{"prompt": "a"}\n{"prompt": "b"}\n{"prompt": "c" "x"}\n'
+    )
+    done = ketchup("generate", str(source), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert error_line_of(done.stderr) == (
+        "ketchup: error: bad3.jsonl line 3, column 16: invalid JSON (Expecting ',' delimiter)"
+    )

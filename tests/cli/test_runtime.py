@@ -9,6 +9,8 @@ import pytest
 from ._helpers import (
     API_KEY,
     error_line,
+    error_line_of,
+    ketchup,
     run,
     write,
 )
@@ -64,3 +66,13 @@ def test_a_missing_api_key_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
     """An unreadable key file says why."""
     assert run("status", "ta1", "--api-key-file", str(tmp_path / "nope")) == 2
     assert "cannot read the API key file" in error_line(capsys)
+
+
+def test_a_corrupt_journal_is_one_line_and_exit_4(tmp_path: Path) -> None:
+    """A journal that is not SQLite: one line naming it, exit 4 (the journal cannot be used)."""
+    journal = tmp_path / ".ketchup" / "journal.sqlite3"
+    journal.parent.mkdir()
+    journal.write_bytes(b"this is not a database" * 100)
+    done = ketchup("resume", str(tmp_path), "--base-url", "http://127.0.0.1:9")
+    assert done.returncode == 4, done.stderr
+    assert "journal" in error_line_of(done.stderr)
