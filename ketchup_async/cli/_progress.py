@@ -65,6 +65,16 @@ def _errors(count: int) -> str:
     return f"{count:,} failed request{'' if count == 1 else 's'}"
 
 
+def _count(name: str, value: int, style: str) -> str:
+    """``failed 3`` in ``style`` when it is not zero (rich markup)."""
+    return f"[{style}]{name} {value}[/]" if value else f"{name} 0"
+
+
+def _uncertain(value: int) -> str:
+    """`` · uncertain 3`` (rich markup), shown only when there are some."""
+    return f" · [yellow]uncertain {value}[/]" if value else ""
+
+
 def _stopped_by_user(exc_type: type[BaseException] | None) -> bool:
     """True when the run ended normally or was interrupted (the last line is worth showing)."""
     return exc_type is None or issubclass(exc_type, (asyncio.CancelledError, KeyboardInterrupt))
@@ -152,14 +162,16 @@ class RichProgress:
 
         self._watch = _Watch(health, out_dir, clock)
         self._progress = Progress(
-            TextColumn("[bold]ketchup"),
-            BarColumn(bar_width=24),
+            BarColumn(bar_width=12),
             MofNCompleteColumn(),
-            TextColumn("[green]✓ {task.fields[ok]}[/] [red]✗ {task.fields[failed]}[/]"),
-            TextColumn("[yellow]? {task.fields[uncertain]}[/] ⋯ {task.fields[flight]}"),
-            TextColumn("{task.fields[credits]} credits"),
-            TextColumn("{task.fields[rate]}/s  ETA {task.fields[eta]}"),
-            TextColumn("[red]{task.fields[errors]}"),
+            TextColumn(
+                "[green]ok {task.fields[ok]}[/] · {task.fields[failed]} · "
+                "in flight {task.fields[flight]}{task.fields[uncertain]}"
+            ),
+            TextColumn(
+                "│ {task.fields[credits]} credits │ {task.fields[rate]}/s │ ETA {task.fields[eta]}"
+            ),
+            TextColumn("{task.fields[errors]}"),
             console=console,
             transient=False,
             refresh_per_second=8,
@@ -168,8 +180,8 @@ class RichProgress:
             "run",
             total=None,
             ok=0,
-            failed=0,
-            uncertain=0,
+            failed="failed 0",
+            uncertain="",
             flight=0,
             credits="0.00",
             rate="0.0",
@@ -187,13 +199,13 @@ class RichProgress:
             total=progress.total,
             completed=progress.done,
             ok=c[State.SUCCEEDED],
-            failed=c[State.FAILED],
-            uncertain=c[State.UNCERTAIN],
+            failed=_count("failed", c[State.FAILED], "red"),
+            uncertain=_uncertain(c[State.UNCERTAIN]),
             flight=progress.in_flight,
             credits=_credits(progress.consumed),
             rate=f"{progress.rate:.1f}",
             eta=format_duration(progress.eta),
-            errors=_errors(errors) if errors else "",
+            errors=f"│ [red]{_errors(errors)}[/]" if errors else "",
         )
 
     def __enter__(self) -> RichProgress:
