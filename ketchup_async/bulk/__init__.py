@@ -11,17 +11,21 @@ callbacks.
 
 from __future__ import annotations
 
+from ._journal import JOURNAL_DIR
 from ._outdir import MANIFEST_FILE
 from ._progress import BulkProgress
 from ._run import resume_bulk, run_bulk
+from ._states import State
 from ._values import BulkInput, BulkOptions, BulkSummary
 
 __all__ = [
+    "JOURNAL_DIR",
     "MANIFEST_FILE",
     "BulkInput",
     "BulkOptions",
     "BulkProgress",
     "BulkSummary",
+    "State",
     "resume_bulk",
     "run_bulk",
 ]

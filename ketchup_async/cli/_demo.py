@@ -12,13 +12,20 @@ from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .._client import KetchupClient
-from .._models import GenerateRequest, PollPolicy, RetryPolicy
-from ..bulk import MANIFEST_FILE, BulkInput, BulkProgress, BulkSummary, run_bulk
-from ..bulk._journal import JOURNAL_DIR
+from .. import (
+    BulkInput,
+    BulkProgress,
+    BulkSummary,
+    GenerateRequest,
+    KetchupClient,
+    PollPolicy,
+    RetryPolicy,
+    run_bulk,
+)
+from ..bulk import JOURNAL_DIR, MANIFEST_FILE
 from ..testing import FakeKetchupServer
 from ._args import UsageError
-from ._commands import run_bulk_command
+from ._bulk import run_bulk_command
 
 __all__ = ["cmd_demo", "demo_inputs", "sample_prompts"]
 

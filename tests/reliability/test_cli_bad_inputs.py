@@ -49,8 +49,8 @@ def _requests(api: FakeProcess) -> int:
 
 
 FILE_CASES = [
-    ("p.jsonl", '{"prompt": "fine"}\n{"prompt": \n', "p.jsonl line 2: invalid JSON"),
-    ("p.jsonl", "not json at all\n", "p.jsonl line 1: invalid JSON"),
+    ("p.jsonl", '{"prompt": "fine"}\n{"prompt": \n', "p.jsonl line 2, column 12: invalid JSON"),
+    ("p.jsonl", "not json at all\n", "p.jsonl line 1, column 1: invalid JSON"),
     ("p.jsonl", '{"prompt": "a"}\n[1, 2]\n', "line 2: expected a JSON object"),
     ("p.jsonl", '{"prompt": 5}\n', "line 1: invalid prompt: must be a string"),
     ("p.jsonl", '{"prompt": null}\n', "line 1: invalid prompt"),
