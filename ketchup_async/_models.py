@@ -237,6 +237,8 @@ class PollPolicy:
         callback_grace: For jobs with a ``callback_url``: how long after their expected
             completion the safety-net poll waits for the webhook before asking.
         not_found_grace: A 404 within this time after submit means "not visible yet".
+        job_deadline: A job still not final this long after it was submitted (or tracked)
+            fails with ``JobDeadlineError`` naming its last status (default one hour).
     """
 
     min_interval: float = attrs.field(default=1.0, validator=_positive)
@@ -248,6 +250,7 @@ class PollPolicy:
     max_in_flight: int = attrs.field(default=32, validator=_positive)  # type: ignore[arg-type]
     callback_grace: float = attrs.field(default=30.0, validator=_positive)
     not_found_grace: float = attrs.field(default=30.0, validator=_positive)
+    job_deadline: float = attrs.field(default=3600.0, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
         if self.max_interval < self.min_interval:
@@ -268,6 +271,7 @@ class PollPolicy:
             expected_duration=self.expected_duration * factor,
             callback_grace=self.callback_grace * factor,
             not_found_grace=self.not_found_grace * factor,
+            job_deadline=self.job_deadline * factor,
         )
 
 
