@@ -19,11 +19,14 @@ EXPECTED = {
     "ClientClosedError",
     "DEFAULT_BASE_URL",
     "DownloadError",
+    "EndpointNotFoundError",
     "GenerateRequest",
     "GenerationResult",
     "ImageResult",
     "InsecureTransportWarning",
     "Job",
+    "JobDeadlineError",
+    "JobTimeoutError",
     "JournalError",
     "KNOWN_MODELS",
     "KetchupClient",
@@ -41,6 +44,7 @@ EXPECTED = {
     "TaskFailedError",
     "TaskNotFoundError",
     "TaskStatus",
+    "UnknownStatusError",
     "ValidationError",
     "__version__",
     "resume_bulk",
@@ -70,6 +74,9 @@ def test_error_tree_shape() -> None:
     """The error classes sit where the documented tree puts them."""
     assert issubclass(errors.ValidationError, ValueError)
     assert issubclass(errors.TaskNotFoundError, errors.NotFoundError)
+    assert issubclass(errors.EndpointNotFoundError, errors.NotFoundError)
+    assert issubclass(errors.UnknownStatusError, errors.ServerError)
+    assert issubclass(errors.JobTimeoutError, TimeoutError)
     assert issubclass(errors.APITimeoutError, errors.APIConnectionError)
     for cls in (errors.BadRequestError, errors.AuthenticationError, errors.RateLimitError):
         assert issubclass(cls, errors.APIError)
