@@ -41,7 +41,7 @@ async def query_task(transport: Transport, task_id: str, *, retries: bool = True
         task = structure_task(data)
     except ValidationError as exc:
         status = undocumented_status(data)
-        if status is not None:
+        if status is not None and data.get("task_id") == task_id:
             raise UnknownStatusError(task_id, status) from None
         raise ServerError(f"malformed query response: {exc}", status_code=200) from None
     if task.task_id != task_id:
