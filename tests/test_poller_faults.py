@@ -32,7 +32,7 @@ from ketchup_async.errors import JobDeadlineError
 pytestmark = pytest.mark.anyio
 
 #: A budget large enough that the (wall-clock) query limiter never waits in these tests.
-POLICY = PollPolicy(min_interval=1.0, max_interval=4.0, rate=1000.0, expected_duration=2.0)
+POLICY = PollPolicy(min_interval=1.0, max_interval=4.0, rate=1e6, expected_duration=2.0)
 
 
 def policy(**changes: float) -> PollPolicy:
