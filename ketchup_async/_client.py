@@ -14,8 +14,9 @@ import aiohttp
 
 from . import _validate
 from ._addresses import is_loopback_host
-from ._converter import structure_submit, structure_task, unstructure_request
+from ._converter import structure_submit, unstructure_request
 from ._download import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, Downloader
+from ._endpoints import SUBMIT_PATH, query_task
 from ._http import USER_AGENT, Transport
 from ._jobs import Job
 from ._lifecycle import Lifecycle
@@ -31,15 +32,14 @@ from ._models import (
     SubmitHooks,
     Task,
 )
-from ._poller import QUERY_PATH, Poller
-from .errors import ClientClosedError, ServerError, TaskNotFoundError, ValidationError
+from ._poller import Poller
+from .errors import ClientClosedError, ServerError, ValidationError
 
 __all__ = ["DEFAULT_BASE_URL", "InsecureTransportWarning", "KetchupClient"]
 
 logger = logging.getLogger("ketchup_async")
 
 DEFAULT_BASE_URL = "https://api.defapi.org"
-SUBMIT_PATH = "/api/image/gen"
 
 
 class InsecureTransportWarning(UserWarning):
@@ -298,7 +298,11 @@ class KetchupClient:
         model: str | None = None,
         timeout: float | None = None,
     ) -> GenerationResult:
-        """Submit one generation and wait for its result (at most ``timeout`` seconds)."""
+        """Submit one generation and wait for its result (at most ``timeout`` seconds).
+
+        Raises:
+            JobTimeoutError: ``timeout`` passed; it carries the task id (the job goes on).
+        """
         job = await self.submit(prompt, images=images, callback_url=callback_url, model=model)
         return await job.wait(timeout)
 
@@ -307,20 +311,11 @@ class KetchupClient:
 
         Raises:
             TaskNotFoundError: The API does not know the task.
+            UnknownStatusError: The API answered a status it does not document.
         """
         _validate.check_task_id(task_id)
         transport, _ = self._open()
-        data = await transport.request(
-            "GET",
-            QUERY_PATH,
-            params={"task_id": task_id},
-            idempotent=True,
-            not_found=TaskNotFoundError,
-        )
-        try:
-            return structure_task(data)
-        except ValidationError as exc:
-            raise ServerError(f"malformed query response: {exc}", status_code=200) from None
+        return await query_task(transport, task_id)
 
     def track(
         self,

@@ -25,12 +25,15 @@ __all__ = [
     "structure_callback",
     "structure_submit",
     "structure_task",
+    "undocumented_status",
     "unstructure_request",
 ]
 
 T = TypeVar("T", Task, CallbackPayload)
 
 converter = cattrs.Converter()
+
+_STATUSES = frozenset(status.value for status in TaskStatus)
 
 
 #: Bounds of a sane ``consumed`` (credits of one task): anything else is a malformed answer.
@@ -155,7 +158,20 @@ def structure_submit(data: object) -> str:
     task_id = data.get("task_id")
     if not isinstance(task_id, str) or not task_id:
         raise ValidationError("task_id", "is missing or not a string")
-    return task_id
+    return _validate.check_task_id(task_id)  # what a submit accepts, track() accepts too
+
+
+def undocumented_status(data: object) -> str | None:
+    """The status string of a task-like object when it is not a documented status, else None.
+
+    Lets callers keep an unknown status visible as sent (never guessed into a known one).
+    """
+    if not isinstance(data, Mapping):
+        return None
+    status = data.get("status")
+    if not isinstance(status, str) or status in _STATUSES:
+        return None
+    return status
 
 
 def request_to_dict(request: GenerateRequest, *, default_model: str) -> dict[str, Any]:

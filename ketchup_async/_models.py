@@ -271,6 +271,8 @@ class PollPolicy:
         callback_grace: For jobs with a ``callback_url``: how long after their expected
             completion the safety-net poll waits for the webhook before asking.
         not_found_grace: A 404 within this time after submit means "not visible yet".
+        job_deadline: A job still not final this long after it was submitted (or tracked)
+            fails with ``JobDeadlineError`` naming its last status (default one hour).
     """
 
     min_interval: float = attrs.field(default=1.0, validator=_positive)
@@ -282,6 +284,7 @@ class PollPolicy:
     max_in_flight: int = attrs.field(default=32, validator=_positive)  # type: ignore[arg-type]
     callback_grace: float = attrs.field(default=30.0, validator=_positive)
     not_found_grace: float = attrs.field(default=30.0, validator=_positive)
+    job_deadline: float = attrs.field(default=3600.0, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
         if self.max_interval < self.min_interval:
@@ -293,6 +296,8 @@ class PollPolicy:
         """Return this policy with every duration times ``factor`` (and the rate divided by it).
 
         For running against a ``FakeKetchupServer`` with ``time_scale=factor``.
+        ``job_deadline`` is kept: it bounds how long a caller waits in real time, and a busy
+        test machine must not turn a slow run into failed jobs.
         """
         return attrs.evolve(
             self,

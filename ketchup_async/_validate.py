@@ -29,7 +29,9 @@ MAX_DATA_URI_CHARS = 16 * 1024 * 1024
 #: Longest URL accepted (characters).
 MAX_URL_CHARS = 8192
 
-_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+#: Longest task id accepted (characters). The API documents ids like ``ta…``; any printable
+#: id it issues is accepted (and URL-encoded in queries), so every run can be resumed.
+MAX_TASK_ID_CHARS = 256
 _DATA_URI = re.compile(r"data:image/([a-z0-9.+-]+);base64,", re.IGNORECASE)
 
 
@@ -169,13 +171,22 @@ def check_positive(value: object, *, field: str, integer: bool = False) -> float
 
 
 def check_task_id(value: object, *, field: str = "task_id") -> str:
-    """Return a task id made of safe characters, or raise (no path or query characters)."""
+    """Return a task id the API may have issued, or raise.
+
+    Any non-empty printable string of at most ``MAX_TASK_ID_CHARS`` characters is accepted
+    (queries URL-encode it); control characters, line breaks and empty ids are refused.
+    """
     if not isinstance(value, str):
         raise ValidationError(field, f"must be a string, got {type(value).__name__}")
-    if not _TASK_ID.fullmatch(value):
+    if not value:
+        raise ValidationError(field, "must not be empty")
+    shown = f"{value[:40]!r}{'...' if len(value) > 40 else ''}"
+    if len(value) > MAX_TASK_ID_CHARS:
         raise ValidationError(
-            field,
-            "must be 1-128 characters of letters, digits, '-' or '_' "
-            f"(got {value[:40]!r}{'...' if len(value) > 40 else ''})",
+            field, f"is {len(value):,} characters long; the limit is {MAX_TASK_ID_CHARS}"
+        )
+    if not value.isprintable() or not value.strip():
+        raise ValidationError(
+            field, f"must be printable text, not blank or with control characters (got {shown})"
         )
     return value

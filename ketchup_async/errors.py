@@ -7,12 +7,16 @@ KetchupError
 │   ├── BadRequestError 400
 │   ├── AuthenticationError 401
 │   ├── NotFoundError 404
-│   │   └── TaskNotFoundError
+│   │   ├── TaskNotFoundError          - the API repeatedly says it does not know the task
+│   │   └── EndpointNotFoundError      - a non-API 404 before any answer: the base URL is wrong
 │   ├── RateLimitError 429
 │   └── ServerError 5xx (also an HTML page from a proxy)
+│       └── UnknownStatusError         - a query answered a status the API does not document
 ├── APIConnectionError(may_have_been_processed: bool)
 │   └── APITimeoutError
-├── TaskFailedError(task_id, reason)   - the task reached `failed`
+├── TaskFailedError(task_id, reason)   - the task reached `failed` (or `success` with no image)
+├── JobTimeoutError(task_id, timeout)  - wait(timeout) passed (also TimeoutError); still tracked
+├── JobDeadlineError(task_id, last_status) - PollPolicy.job_deadline passed; no longer tracked
 ├── ClientClosedError(task_id, may_have_been_processed) - the client closed meanwhile
 ├── DownloadError(status_code)         - a result image could not be fetched or decoded
 ├── BulkError                          - a bulk run cannot start (bad input, nothing to resume)
@@ -30,6 +34,8 @@ Every error carries its context as attributes; none of them ever contains the AP
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Mapping
 
 __all__ = [
@@ -41,7 +47,10 @@ __all__ = [
     "BulkError",
     "ClientClosedError",
     "DownloadError",
+    "EndpointNotFoundError",
     "InvalidTransitionError",
+    "JobDeadlineError",
+    "JobTimeoutError",
     "JournalCorruptError",
     "JournalError",
     "JournalLockedError",
@@ -53,6 +62,7 @@ __all__ = [
     "TaskFailedError",
     "TaskNotFoundError",
     "UnjournaledTasksError",
+    "UnknownStatusError",
     "ValidationError",
 ]
 
@@ -124,6 +134,14 @@ class TaskNotFoundError(NotFoundError):
     """404 for a task id: the API does not know this task (long enough after submit)."""
 
 
+class EndpointNotFoundError(NotFoundError):
+    """A 404 that is not the API's JSON, before the API ever answered a query of this client.
+
+    The query path does not exist where the client looks for it: the base URL (its path or its
+    host) looks wrong. Every pending job fails with it, as for a bad key.
+    """
+
+
 class RateLimitError(APIError):
     """429: too many requests; ``retry_after`` holds the server's advice in seconds."""
 
@@ -134,6 +152,27 @@ class RateLimitError(APIError):
 
 class ServerError(APIError):
     """5xx, or a body that is not the API's JSON (for example a proxy's HTML page)."""
+
+
+class UnknownStatusError(ServerError):
+    """A query answered a status the API does not document (for example ``cancelled``).
+
+    The SDK never guesses what it means: the poller treats it as not final (until the job's
+    deadline); ``client.query`` raises this error.
+
+    Attributes:
+        task_id: The task queried.
+        status: The status string exactly as the API sent it.
+    """
+
+    def __init__(self, task_id: str, status: str, *, request_id: str | None = None) -> None:
+        self.task_id = task_id
+        self.status = status
+        super().__init__(
+            f"task {task_id} has an undocumented status {status[:64]!r}",
+            status_code=200,
+            request_id=request_id,
+        )
 
 
 class APIConnectionError(KetchupError):
@@ -172,6 +211,59 @@ class TaskFailedError(KetchupError):
         self.reason = reason
         self.consumed = consumed
         super().__init__(f"task {task_id} failed: {reason or 'no reason given'}")
+
+
+class _JobTimeout(KetchupError):
+    def __init__(self, task_id: str, timeout: float | None) -> None:
+        self.task_id = task_id
+        self.timeout = timeout
+        super().__init__(
+            f"task {task_id} did not finish within {timeout} s (it is still being tracked)"
+        )
+
+
+if sys.version_info >= (3, 11):
+
+    class JobTimeoutError(_JobTimeout, TimeoutError):
+        """``Job.wait(timeout)`` (or ``generate(timeout=)``) gave up waiting; the job goes on.
+
+        The task keeps being tracked: wait again, or ``client.track(task_id)`` later. Also a
+        ``TimeoutError`` (``asyncio.TimeoutError``), as a bare timeout was before.
+
+        Attributes:
+            task_id: The task waited for.
+            timeout: The seconds waited.
+        """
+
+else:  # pragma: no cover - asyncio.TimeoutError is its own class before Python 3.11
+
+    class JobTimeoutError(_JobTimeout, TimeoutError, asyncio.TimeoutError):
+        """``Job.wait(timeout)`` (or ``generate(timeout=)``) gave up waiting; the job goes on.
+
+        Attributes:
+            task_id: The task waited for.
+            timeout: The seconds waited.
+        """
+
+
+class JobDeadlineError(KetchupError):
+    """The job passed ``PollPolicy.job_deadline`` without a final status; tracking stopped.
+
+    The task may still finish (and be charged): ``client.track(task_id)`` attaches to it again.
+
+    Attributes:
+        task_id: The task.
+        last_status: The last status the API reported (as sent, e.g. ``"cancelled"``), or
+            None if it never answered one.
+        deadline: The deadline, in seconds after the job started being tracked.
+    """
+
+    def __init__(self, task_id: str, last_status: str | None, deadline: float) -> None:
+        self.task_id = task_id
+        self.last_status = last_status
+        self.deadline = deadline
+        seen = "no status seen" if last_status is None else f"last status {last_status[:64]!r}"
+        super().__init__(f"task {task_id} did not finish within {deadline:g} s ({seen})")
 
 
 class ClientClosedError(KetchupError):

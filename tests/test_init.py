@@ -20,12 +20,15 @@ EXPECTED = {
     "ClientClosedError",
     "DEFAULT_BASE_URL",
     "DownloadError",
+    "EndpointNotFoundError",
     "GenerateRequest",
     "GenerationResult",
     "ImageResult",
     "InsecureTransportWarning",
     "InvalidTransitionError",
     "Job",
+    "JobDeadlineError",
+    "JobTimeoutError",
     "JournalCorruptError",
     "JournalError",
     "JournalLockedError",
@@ -48,6 +51,7 @@ EXPECTED = {
     "TaskNotFoundError",
     "TaskStatus",
     "UnjournaledTasksError",
+    "UnknownStatusError",
     "ValidationError",
     "__version__",
     "request_from_dict",
@@ -79,6 +83,9 @@ def test_error_tree_shape() -> None:
     """The error classes sit where the documented tree puts them."""
     assert issubclass(errors.ValidationError, ValueError)
     assert issubclass(errors.TaskNotFoundError, errors.NotFoundError)
+    assert issubclass(errors.EndpointNotFoundError, errors.NotFoundError)
+    assert issubclass(errors.UnknownStatusError, errors.ServerError)
+    assert issubclass(errors.JobTimeoutError, TimeoutError)
     assert issubclass(errors.APITimeoutError, errors.APIConnectionError)
     for cls in (errors.BadRequestError, errors.AuthenticationError, errors.RateLimitError):
         assert issubclass(cls, errors.APIError)
