@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -54,6 +55,7 @@ async def in_process(args: argparse.Namespace, fake: FakeServerProcess, out: Pat
         polling=polling,
         retry=RetryPolicy().scaled(args.time_scale),
         max_concurrency=128,
+        download_hosts=[urlsplit(fake.base_url).hostname or "127.0.0.1"],  # the fake's images
     ) as client:
         started = time.perf_counter()
         summary = await run_bulk(

@@ -20,6 +20,7 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ketchup_async import KetchupClient, PollPolicy, RetryPolicy
 from ketchup_async.testing import FakeKetchupServer
@@ -48,6 +49,8 @@ async def open_client(fake: bool) -> AsyncIterator[KetchupClient]:
             base_url=server.base_url,
             polling=PollPolicy().scaled(FAKE_SCALE),
             retry=RetryPolicy().scaled(FAKE_SCALE),
+            # The fake serves its images from loopback, which downloads refuse unless allowed.
+            download_hosts=[urlsplit(server.cdn_url).hostname or "127.0.0.1"],
         ) as client:
             yield client
 

@@ -7,12 +7,14 @@ every pending task and resolves each job's future when its task succeeds or fail
 from __future__ import annotations
 
 from ._client import DEFAULT_BASE_URL, InsecureTransportWarning, KetchupClient
+from ._converter import request_from_dict, request_to_dict
 from ._jobs import Job
 from ._models import (
     CallbackPayload,
     GenerateRequest,
     GenerationResult,
     ImageResult,
+    ManyProgress,
     Outcome,
     PollPolicy,
     RetryPolicy,
@@ -22,7 +24,7 @@ from ._models import (
 )
 from ._validate import KNOWN_MODELS, MODEL_GEMINI_FLASH_IMAGE, MODEL_GEMPIX2
 from ._version import __version__
-from .bulk import BulkInput, BulkProgress, BulkSummary, resume_bulk, run_bulk
+from .bulk import BulkInput, BulkOptions, BulkProgress, BulkSummary, resume_bulk, run_bulk
 from .errors import (
     APIConnectionError,
     APIError,
@@ -32,13 +34,22 @@ from .errors import (
     BulkError,
     ClientClosedError,
     DownloadError,
+    EndpointNotFoundError,
+    InvalidTransitionError,
+    JobDeadlineError,
+    JobTimeoutError,
+    JournalCorruptError,
     JournalError,
+    JournalLockedError,
+    JournalMismatchError,
     KetchupError,
     NotFoundError,
     RateLimitError,
     ServerError,
     TaskFailedError,
     TaskNotFoundError,
+    UnjournaledTasksError,
+    UnknownStatusError,
     ValidationError,
 )
 
@@ -50,23 +61,32 @@ __all__ = [
     "BadRequestError",
     "BulkError",
     "BulkInput",
+    "BulkOptions",
     "BulkProgress",
     "BulkSummary",
     "CallbackPayload",
     "ClientClosedError",
     "DEFAULT_BASE_URL",
     "DownloadError",
+    "EndpointNotFoundError",
     "GenerateRequest",
     "GenerationResult",
     "ImageResult",
     "InsecureTransportWarning",
+    "InvalidTransitionError",
     "Job",
+    "JobDeadlineError",
+    "JobTimeoutError",
+    "JournalCorruptError",
     "JournalError",
+    "JournalLockedError",
+    "JournalMismatchError",
     "KNOWN_MODELS",
     "KetchupClient",
     "KetchupError",
     "MODEL_GEMINI_FLASH_IMAGE",
     "MODEL_GEMPIX2",
+    "ManyProgress",
     "NotFoundError",
     "Outcome",
     "PollPolicy",
@@ -78,8 +98,12 @@ __all__ = [
     "TaskFailedError",
     "TaskNotFoundError",
     "TaskStatus",
+    "UnjournaledTasksError",
+    "UnknownStatusError",
     "ValidationError",
     "__version__",
+    "request_from_dict",
+    "request_to_dict",
     "resume_bulk",
     "run_bulk",
 ]

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import warnings
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from . import _validate
-from ._converter import structure_submit, structure_task, unstructure_request
-from ._download import DEFAULT_MAX_BYTES, download_image
+from ._addresses import is_loopback_host
+from ._converter import structure_submit, unstructure_request
+from ._download import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, Downloader
+from ._endpoints import SUBMIT_PATH, query_task
 from ._http import USER_AGENT, Transport
 from ._jobs import Job
-from ._many import generate_many
+from ._lifecycle import Lifecycle
+from ._many import HooksFor, Item, ManyRun, ProgressHook
 from ._models import (
     CallbackPayload,
     GenerateRequest,
@@ -31,28 +32,18 @@ from ._models import (
     SubmitHooks,
     Task,
 )
-from ._poller import QUERY_PATH, Poller
-from .errors import ClientClosedError, ServerError, TaskNotFoundError, ValidationError
+from ._poller import Poller
+from .errors import ClientClosedError, ServerError, ValidationError
 
 __all__ = ["DEFAULT_BASE_URL", "InsecureTransportWarning", "KetchupClient"]
 
 logger = logging.getLogger("ketchup_async")
 
 DEFAULT_BASE_URL = "https://api.defapi.org"
-SUBMIT_PATH = "/api/image/gen"
 
 
 class InsecureTransportWarning(UserWarning):
     """The base URL is plain ``http://`` to a host other than loopback: the key travels in clear."""
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _mask(key: str) -> str:
@@ -77,6 +68,11 @@ class KetchupClient:
         session: An ``aiohttp.ClientSession`` to share (not closed by the client).
         max_images: Reference images allowed per request (the provider documents 4).
         max_download_bytes: Size cap of one downloaded image.
+        download_hosts: Host names, addresses and CIDR networks downloads may reach although
+            they are not public (loopback, private, link-local...); falls back to the
+            comma-separated ``KETCHUP_DOWNLOAD_HOSTS``. Empty by default: public hosts only.
+        download_timeout: Seconds for one whole download (redirects and retries included).
+        max_download_concurrency: Downloads in flight, on a connection pool of their own.
 
     Raises:
         ValidationError: No API key, or a bad argument; nothing is sent.
@@ -96,20 +92,17 @@ class KetchupClient:
         session: aiohttp.ClientSession | None = None,
         max_images: int = _validate.DEFAULT_MAX_IMAGES,
         max_download_bytes: int = DEFAULT_MAX_BYTES,
+        download_hosts: Iterable[str] | None = None,
+        download_timeout: float = DEFAULT_DEADLINE,
+        max_download_concurrency: int = 16,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("KETCHUP_API_KEY")
-        if key is not None and not isinstance(key, str):
-            raise ValidationError("api_key", f"must be a string, got {type(key).__name__}")
-        if key is None or not key.strip():
-            raise ValidationError(
-                "api_key", "no API key: pass api_key=... or set the KETCHUP_API_KEY variable"
-            )
-        if any(c.isspace() or ord(c) < 32 for c in key):
-            raise ValidationError("api_key", "must be a single token without whitespace")
+        key = _validate.check_api_key(
+            api_key if api_key is not None else os.environ.get("KETCHUP_API_KEY")
+        )
         url = base_url or os.environ.get("KETCHUP_BASE_URL") or DEFAULT_BASE_URL
         _validate.check_http_url(url, field="base_url")
         parts = urlsplit(url)
-        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
             warnings.warn(
                 f"base_url {parts.scheme}://{parts.netloc} is not HTTPS: the API key would be "
                 "sent in clear text",
@@ -117,16 +110,16 @@ class KetchupClient:
                 stacklevel=2,
             )
         _validate.check_model(model)
-        if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 0:
-            raise ValidationError("max_images", f"must be an integer >= 0, got {max_images!r}")
+        _validate.check_int(max_images, field="max_images")
         _validate.check_positive(max_concurrency, field="max_concurrency", integer=True)
         _validate.check_positive(max_download_bytes, field="max_download_bytes", integer=True)
         if submit_rate is not None:
             _validate.check_positive(submit_rate, field="submit_rate")
         _validate.check_positive(timeout, field="timeout")
-        for name, value, cls in (("polling", polling, PollPolicy), ("retry", retry, RetryPolicy)):
-            if value is not None and not isinstance(value, cls):
-                raise ValidationError(name, f"must be a {cls.__name__}, got {type(value).__name__}")
+        _validate.check_type(
+            polling, (PollPolicy, type(None)), field="polling", what="a PollPolicy"
+        )
+        _validate.check_type(retry, (RetryPolicy, type(None)), field="retry", what="a RetryPolicy")
         self._api_key = key
         self.base_url = url.rstrip("/")
         self.model = model
@@ -137,12 +130,21 @@ class KetchupClient:
         self.timeout = timeout
         self.max_images = max_images
         self.max_download_bytes = max_download_bytes
+        self._downloader = Downloader.configure(
+            hosts=download_hosts,
+            deadline=download_timeout,
+            max_connections=max_download_concurrency,
+            max_bytes=max_download_bytes,
+            retry=self.retry,
+            timeout=timeout,
+        )
         self._session = session
         self._owns_session = session is None
         self._transport: Transport | None = None
         self._poller: Poller | None = None
-        self._submit_limiter: Any = None
         self._closed = False
+        self._life = Lifecycle(submit_rate=submit_rate)
+        self._runs: set[ManyRun] = set()
 
     def __repr__(self) -> str:
         return (
@@ -180,12 +182,9 @@ class KetchupClient:
                 retry=self.retry,
                 timeout=self.timeout,
                 max_concurrency=self.max_concurrency,
+                sleep=self._life.sleep,
             )
             self._poller = Poller(self._transport, self.polling)
-            if self.submit_rate is not None:
-                from aiolimiter import AsyncLimiter
-
-                self._submit_limiter = AsyncLimiter(1, 1.0 / self.submit_rate)
         return self._transport, self._poller
 
     @property
@@ -193,32 +192,29 @@ class KetchupClient:
         """True once ``aclose()`` was called."""
         return self._closed
 
-    async def aclose(self) -> None:
-        """Stop the poller, fail pending jobs with ``ClientClosedError``, close our session."""
-        if self._closed:
-            return
+    async def aclose(self, *, timeout: float | None = None) -> None:
+        """Close the client without cutting a submit that may be charged or losing a task id.
+
+        New submits are refused; waiting ones (rate limiter, retry back-off) end with
+        ``ClientClosedError``; those on the wire may finish (at most ``timeout`` s, default the
+        request ``timeout``); open ``generate_many`` runs stop and log at WARNING the task ids
+        their caller never saw. Then pending jobs fail with ``ClientClosedError`` and our
+        session closes. Cancelling ``aclose()`` does not interrupt this; a second call waits.
+        """
         self._closed = True
+        for run in list(self._runs):
+            run.stop()
+        grace = self.timeout if timeout is None else timeout
+        await self._life.shutdown(grace, self._runs, self._release)
+
+    async def _release(self) -> None:
         if self._poller is not None:
             await self._poller.close()
+        await self._downloader.aclose()
         if self._owns_session and self._session is not None:
             await self._session.close()
 
     # -- one job ----------------------------------------------------------------------------
-
-    def _request(
-        self,
-        prompt: str,
-        images: Sequence[str],
-        callback_url: str | None,
-        model: str | None,
-    ) -> GenerateRequest:
-        return GenerateRequest(
-            prompt,
-            model=model,
-            images=images,
-            callback_url=callback_url,
-            max_images=self.max_images,
-        )
 
     async def submit(
         self,
@@ -235,7 +231,14 @@ class KetchupClient:
             APIError: The API refused the submit.
             APIConnectionError: No answer; see ``may_have_been_processed``.
         """
-        return await self.submit_request(self._request(prompt, images, callback_url, model))
+        request = GenerateRequest(
+            prompt,
+            model=model,
+            images=images,
+            callback_url=callback_url,
+            max_images=self.max_images,
+        )
+        return await self.submit_request(request)
 
     async def submit_request(
         self, request: GenerateRequest, *, hooks: SubmitHooks | None = None
@@ -252,12 +255,8 @@ class KetchupClient:
             APIError: The API refused the submit.
             APIConnectionError: No answer; see ``may_have_been_processed``.
         """
-        if not isinstance(request, GenerateRequest):
-            raise ValidationError(
-                "request", f"must be a GenerateRequest, got {type(request).__name__}"
-            )
-        if hooks is not None and not isinstance(hooks, SubmitHooks):
-            raise ValidationError("hooks", f"must be SubmitHooks, got {type(hooks).__name__}")
+        _validate.check_type(request, GenerateRequest, field="request", what="a GenerateRequest")
+        _validate.check_type(hooks, SubmitHooks, field="hooks", what="SubmitHooks", optional=True)
         if len(request.images) > self.max_images:
             raise ValidationError(
                 "images",
@@ -265,22 +264,30 @@ class KetchupClient:
             )
         hooks = hooks or SubmitHooks()
         transport, poller = self._open()
-        if self._submit_limiter is not None:
-            await self._submit_limiter.acquire()
-        body = unstructure_request(request, default_model=self.model)
-        data = await transport.request(
-            "POST", SUBMIT_PATH, json_body=body, idempotent=False, on_send=hooks.on_send
-        )
-        try:
-            task_id = structure_submit(data)
-        except ValidationError as exc:
-            raise ServerError(
-                f"submit response has no usable task id ({exc})", status_code=200
-            ) from None
-        if hooks.on_submitted is not None:
-            await hooks.on_submitted(task_id)
-        logger.debug("submitted task %s", task_id)
-        return poller.add(task_id, request, has_callback=request.callback_url is not None)
+        with self._life.submitting():
+            await self._life.admit()  # the submit rate, unless the client closes meanwhile
+            body = unstructure_request(request, default_model=self.model)
+            on_send = self._life.guard(hooks.on_send)  # refuses to send once closing
+            data = await transport.request(
+                "POST", SUBMIT_PATH, json_body=body, idempotent=False, on_send=on_send
+            )
+            try:
+                task_id = structure_submit(data)
+            except ValidationError as exc:
+                raise ServerError(
+                    f"submit response has no usable task id ({exc})", status_code=200
+                ) from None
+            if hooks.on_submitted is not None:
+                await hooks.on_submitted(task_id)
+            logger.debug("submitted task %s", task_id)
+            try:
+                return poller.add(task_id, request, has_callback=request.callback_url is not None)
+            except ClientClosedError:
+                raise ClientClosedError(
+                    f"the client closed while submitting: task {task_id} was created",
+                    task_id=task_id,
+                    may_have_been_processed=True,
+                ) from None
 
     async def generate(
         self,
@@ -291,7 +298,11 @@ class KetchupClient:
         model: str | None = None,
         timeout: float | None = None,
     ) -> GenerationResult:
-        """Submit one generation and wait for its result (at most ``timeout`` seconds)."""
+        """Submit one generation and wait for its result (at most ``timeout`` seconds).
+
+        Raises:
+            JobTimeoutError: ``timeout`` passed; it carries the task id (the job goes on).
+        """
         job = await self.submit(prompt, images=images, callback_url=callback_url, model=model)
         return await job.wait(timeout)
 
@@ -300,20 +311,11 @@ class KetchupClient:
 
         Raises:
             TaskNotFoundError: The API does not know the task.
+            UnknownStatusError: The API answered a status it does not document.
         """
         _validate.check_task_id(task_id)
         transport, _ = self._open()
-        data = await transport.request(
-            "GET",
-            QUERY_PATH,
-            params={"task_id": task_id},
-            idempotent=True,
-            not_found=TaskNotFoundError,
-        )
-        try:
-            return structure_task(data)
-        except ValidationError as exc:
-            raise ServerError(f"malformed query response: {exc}", status_code=200) from None
+        return await query_task(transport, task_id)
 
     def track(
         self,
@@ -343,10 +345,7 @@ class KetchupClient:
         Returns:
             True if it matched a pending job.
         """
-        if not isinstance(payload, CallbackPayload):
-            raise ValidationError(
-                "payload", f"must be a CallbackPayload, got {type(payload).__name__}"
-            )
+        _validate.check_type(payload, CallbackPayload, field="payload", what="a CallbackPayload")
         _, poller = self._open()
         return poller.deliver(payload, verify=verify)
 
@@ -363,31 +362,32 @@ class KetchupClient:
 
     def generate_many(
         self,
-        inputs: Iterable[str | GenerateRequest] | AsyncIterable[str | GenerateRequest],
+        inputs: Iterable[Item] | AsyncIterable[Item],
         *,
         concurrency: int = 256,
-        hooks: Callable[[int, GenerateRequest], SubmitHooks] | None = None,
+        hooks: HooksFor | None = None,
+        on_progress: ProgressHook | None = None,
     ) -> AsyncIterator[Outcome]:
         """Generate an image per input, yielding an ``Outcome`` per input as each completes.
 
         Inputs (prompts or ``GenerateRequest`` objects, from a list, an iterator or an async
-        iterator) are read lazily; at most ``concurrency`` jobs are in flight. A failed submit
-        or task is an ``Outcome`` with ``error``; the iteration itself does not raise for it.
-        Breaking out of the loop stops submitting and stops tracking what is in flight.
+        iterator) are read lazily: at most ``concurrency`` inputs are read beyond the outcomes
+        the caller has taken (a slow loop body slows the run down). A failed submit or task is
+        an ``Outcome`` with ``error``; the iteration itself does not raise for it. Breaking out
+        of the loop stops submitting, lets submits on the wire finish and stops tracking what is
+        in flight, logging at WARNING the task ids the caller never saw.
 
         Args:
             inputs: Prompts or requests.
             concurrency: Inputs between "read" and "taken by the caller", at most.
             hooks: Called with (input index, request) for the ``SubmitHooks`` of that submit
                 (a durable run journals through them).
+            on_progress: Called with a ``ManyProgress`` snapshot after every change (read,
+                submitted, succeeded, failed); an exception it raises ends the iteration.
         """
-        if isinstance(inputs, (str, bytes)) or not isinstance(inputs, (Iterable, AsyncIterable)):
-            # A lone prompt would be iterated character by character: one paid job per letter.
-            raise ValidationError(
-                "inputs", f"must be an iterable of prompts or requests, got {type(inputs).__name__}"
-            )
+        run = ManyRun(self, self._runs, inputs, concurrency, hooks=hooks, on_progress=on_progress)
         self._open()
-        return generate_many(self, inputs, concurrency=concurrency, hooks=hooks)
+        return run.outcomes()
 
     async def download(
         self, image: ImageResult | str, dest: str | os.PathLike[str], *, overwrite: bool = True
@@ -396,19 +396,19 @@ class KetchupClient:
 
         URLs are fetched with the SDK's User-Agent and without the API key, streamed to a
         temporary file and renamed into place; ``dest`` without a suffix gets one from the
-        content type. Capped at ``max_download_bytes``.
+        content type. Capped at ``max_download_bytes`` and ``download_timeout``; run on a
+        connection pool of their own (``max_download_concurrency``).
+
+        Raises:
+            ValidationError: ``image`` is not an http(s) URL or a data URI.
+            DownloadError: The image host is not a public address (and not in
+                ``download_hosts``), refused, too slow, or sent no image.
         """
-        if not isinstance(image, (ImageResult, str)):
-            raise ValidationError("image", f"must be a URL, got {type(image).__name__}")
-        if not isinstance(dest, (str, os.PathLike)):
-            raise ValidationError("dest", f"must be a path, got {type(dest).__name__}")
-        transport, _ = self._open()
-        return await download_image(
-            transport.session,
+        _validate.check_type(image, (ImageResult, str), field="image", what="a URL")
+        _validate.check_type(dest, (str, os.PathLike), field="dest", what="a path")
+        self._open()
+        return await self._downloader.download(
             image if isinstance(image, ImageResult) else ImageResult(image),
             Path(dest),
-            max_bytes=self.max_download_bytes,
-            retry=self.retry,
-            timeout=self.timeout,
             overwrite=overwrite,
         )

@@ -14,15 +14,18 @@ from typing import Any, TypeVar
 
 import cattrs
 
+from . import _validate
 from ._models import CallbackPayload, GenerateRequest, ImageResult, Task, TaskStatus
 from .errors import ValidationError
 
 __all__ = [
     "converter",
     "request_from_dict",
+    "request_to_dict",
     "structure_callback",
     "structure_submit",
     "structure_task",
+    "undocumented_status",
     "unstructure_request",
 ]
 
@@ -30,16 +33,37 @@ T = TypeVar("T", Task, CallbackPayload)
 
 converter = cattrs.Converter()
 
+_STATUSES = frozenset(status.value for status in TaskStatus)
+
+
+#: Bounds of a sane ``consumed`` (credits of one task): anything else is a malformed answer.
+MAX_CONSUMED = Decimal(1_000_000_000)
+_MAX_CONSUMED_PLACES = 18
+_MAX_CONSUMED_CHARS = 40
+
 
 def _decimal(value: object, _: object) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    # Bounded before any arithmetic: "1e1000000" parses, then overflows every later sum.
+    if not (isinstance(value, str) or _validate.is_number(value)):
         raise ValidationError("consumed", f"must be a decimal string, got {type(value).__name__}")
+    if isinstance(value, int) and not 0 <= value <= MAX_CONSUMED:
+        raise ValidationError("consumed", f"must be between 0 and {MAX_CONSUMED:,}")
+    text = str(value).strip()
+    if len(text) > _MAX_CONSUMED_CHARS:
+        raise ValidationError("consumed", f"has more than {_MAX_CONSUMED_CHARS} characters")
     try:
-        result = Decimal(str(value).strip())
+        result = Decimal(text)
     except InvalidOperation:
-        raise ValidationError("consumed", f"is not a decimal number: {value!r}") from None
+        raise ValidationError("consumed", f"is not a decimal number: {text!r}") from None
     if not result.is_finite():
-        raise ValidationError("consumed", f"is not a finite number: {value!r}")
+        raise ValidationError("consumed", f"is not a finite number: {text!r}")
+    if not 0 <= result <= MAX_CONSUMED:
+        raise ValidationError("consumed", f"must be between 0 and {MAX_CONSUMED:,}, got {text!r}")
+    exponent = result.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -_MAX_CONSUMED_PLACES:
+        raise ValidationError(
+            "consumed", f"has more than {_MAX_CONSUMED_PLACES} decimal places: {text!r}"
+        )
     return result
 
 
@@ -134,19 +158,53 @@ def structure_submit(data: object) -> str:
     task_id = data.get("task_id")
     if not isinstance(task_id, str) or not task_id:
         raise ValidationError("task_id", "is missing or not a string")
-    return task_id
+    return _validate.check_task_id(task_id)  # what a submit accepts, track() accepts too
 
 
-def unstructure_request(request: GenerateRequest, *, default_model: str) -> dict[str, Any]:
-    """Return the JSON body of ``POST /api/image/gen`` for ``request``."""
+def undocumented_status(data: object) -> str | None:
+    """The status string of a task-like object when it is not a documented status, else None.
+
+    Lets callers keep an unknown status visible as sent (never guessed into a known one).
+    """
+    if not isinstance(data, Mapping):
+        return None
+    status = data.get("status")
+    if not isinstance(status, str) or status in _STATUSES:
+        return None
+    return status
+
+
+def request_to_dict(request: GenerateRequest, *, default_model: str) -> dict[str, Any]:
+    """Return the JSON body of ``POST /api/image/gen`` for ``request`` (public).
+
+    The inverse of ``request_from_dict``: ``model`` is ``default_model`` when the request
+    names none; ``images`` and ``callback_url`` appear only when set.
+
+    Args:
+        request: The request.
+        default_model: The model to send when the request names none (the client's).
+    """
     payload: dict[str, Any] = converter.unstructure(request)
     if payload["model"] is None:
         payload["model"] = default_model
     return payload
 
 
+#: The name the client uses for ``request_to_dict``.
+unstructure_request = request_to_dict
+
+
 def request_from_dict(data: object, *, max_images: int | None = None) -> GenerateRequest:
-    """Build (and validate) a ``GenerateRequest`` from a JSON object such as a JSONL line."""
+    """Build (and validate) a ``GenerateRequest`` from a JSON object such as a JSONL line (public).
+
+    Args:
+        data: An object with ``prompt`` and optionally ``model``, ``images``, ``callback_url``
+            (other keys, such as a JSONL ``id``, are ignored).
+        max_images: The reference-image limit to enforce (default: the provider's 4).
+
+    Raises:
+        ValidationError: naming the missing or bad field.
+    """
     if not isinstance(data, Mapping):
         raise ValidationError("request", f"must be an object, got {type(data).__name__}")
     if "prompt" not in data:

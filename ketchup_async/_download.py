@@ -1,8 +1,12 @@
 """Downloads of result images: streamed, capped, atomic, never with the API key.
 
 URL results live on a CDN (another host than the API): they are fetched with the SDK's
-User-Agent only, streamed to a temporary file next to the destination, and renamed into place
-once complete. Data URIs are decoded under the same size cap.
+User-Agent only, on a connection pool of their own, from public addresses only (``_egress``),
+within a total deadline, streamed to a temporary file next to the destination, and renamed into
+place once complete. Data URIs are decoded under the same size cap.
+
+Retries stay hand-written (as in ``_http``): the loop is a few lines and its decisions come from
+``_retry``, shared with the API path.
 """
 
 from __future__ import annotations
@@ -13,22 +17,39 @@ import logging
 import os
 import random
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import aiohttp
 import anyio
+import attrs
+from aiohttp.abc import AbstractResolver
+from yarl import URL
 
 from . import _retry, _validate
+from ._addresses import HostAllowList, hosts_from_env
+from ._egress import GuardedResolver, check_target
 from ._http import USER_AGENT
 from ._models import ImageResult, RetryPolicy
 from .errors import DownloadError, ValidationError
 
-__all__ = ["DEFAULT_MAX_BYTES", "download_image", "extension_for", "safe_name"]
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "DEFAULT_MAX_BYTES",
+    "MAX_REDIRECTS",
+    "Downloader",
+    "extension_for",
+    "safe_name",
+]
 
 logger = logging.getLogger("ketchup_async")
 
 #: Default cap on one image, bytes.
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+#: Default seconds for one whole download (redirects, retries and back-off included).
+DEFAULT_DEADLINE = 120.0
+#: Redirect hops followed per request.
+MAX_REDIRECTS = 5
 
 _TYPES = {
     "image/png": ".png",
@@ -126,90 +147,210 @@ async def _decode_data_uri(image: ImageResult, dest: Path, max_bytes: int) -> Pa
     return target
 
 
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
 async def _fetch_once(
     session: aiohttp.ClientSession,
     url: str,
     dest: Path,
+    *,
+    allow: HostAllowList,
     max_bytes: int,
     timeout: float,
 ) -> Path:
     client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
     headers = {"User-Agent": USER_AGENT, "Accept": "image/*"}
-    async with session.get(url, headers=headers, timeout=client_timeout) as response:
-        if response.status >= 400:
-            raise DownloadError(
-                f"image host answered HTTP {response.status}", status_code=response.status
-            )
-        declared = response.content_length
-        if declared is not None and declared > max_bytes:
-            raise DownloadError(f"image is {declared:,} bytes; the cap is {max_bytes:,}")
-        content_type = response.headers.get("Content-Type", "")
-        if content_type and not content_type.lower().startswith(("image/", "application/octet")):
-            raise DownloadError(f"image host sent {content_type!r}, not an image")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        part = _part_path(dest)
-        size = 0
-        head = b""
-        try:
-            with open(part, "wb") as handle:  # noqa: ASYNC230 - small chunked writes
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise DownloadError(f"image exceeds the {max_bytes:,}-byte cap")
-                    if len(head) < 16:
-                        head += chunk[:16]
-                    handle.write(chunk)
-            ext = extension_for(content_type, head)
-            if ext is None:
-                raise DownloadError(f"downloaded data is not a known image type ({content_type!r})")
-            target = _target(dest, ext)
-            await anyio.to_thread.run_sync(_write_atomically, target, None, part)
-            return target
-        except BaseException:
-            with contextlib.suppress(OSError):
-                part.unlink()
-            raise
+    target = check_target(url, allow)
+    for _ in range(MAX_REDIRECTS + 1):
+        async with session.get(
+            target, headers=headers, timeout=client_timeout, allow_redirects=False
+        ) as response:
+            if response.status in _REDIRECTS:
+                # Followed by hand: every hop's URL and resolved addresses are checked again.
+                location = response.headers.get("Location", "")
+                try:
+                    next_url = response.url.join(URL(location))
+                except (ValueError, TypeError):
+                    next_url = None
+                if not location or next_url is None:
+                    raise DownloadError(f"image host answered HTTP {response.status} badly")
+                target = check_target(next_url, allow)
+                continue
+            return await _save(response, dest, max_bytes)
+    raise DownloadError(f"image download failed: more than {MAX_REDIRECTS} redirects")
 
 
-async def download_image(
-    session: aiohttp.ClientSession,
-    image: ImageResult,
-    dest: Path,
-    *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    retry: RetryPolicy | None = None,
-    timeout: float = 30.0,
-    overwrite: bool = True,
-    rng: random.Random | None = None,
-) -> Path:
-    """Write ``image`` to ``dest`` (suffix added from the content type if ``dest`` has none).
+async def _save(response: aiohttp.ClientResponse, dest: Path, max_bytes: int) -> Path:
+    if response.status >= 400:
+        raise DownloadError(
+            f"image host answered HTTP {response.status}", status_code=response.status
+        )
+    declared = response.content_length
+    if declared is not None and declared > max_bytes:
+        raise DownloadError(f"image is {declared:,} bytes; the cap is {max_bytes:,}")
+    content_type = response.headers.get("Content-Type", "")
+    if content_type and not content_type.lower().startswith(("image/", "application/octet")):
+        raise DownloadError(f"image host sent {content_type!r}, not an image")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = _part_path(dest)
+    size = 0
+    head = b""
+    try:
+        with open(part, "wb") as handle:  # noqa: ASYNC230 - small chunked writes
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DownloadError(f"image exceeds the {max_bytes:,}-byte cap")
+                if len(head) < 16:
+                    head += chunk[:16]
+                handle.write(chunk)
+        ext = extension_for(content_type, head)
+        if ext is None:
+            raise DownloadError(f"downloaded data is not a known image type ({content_type!r})")
+        target = _target(dest, ext)
+        await anyio.to_thread.run_sync(_write_atomically, target, None, part)
+        return target
+    except BaseException:
+        with contextlib.suppress(OSError):
+            part.unlink()
+        raise
 
-    Raises:
-        ValidationError: The image is neither an http(s) URL nor a data URI.
-        DownloadError: The image host refused, the body is too large or not an image, or the
-            connection kept failing after retries.
+
+@attrs.define(eq=False, kw_only=True)
+class Downloader:
+    """Downloads result images on a connection pool of its own, never into the local network.
+
+    The pool (``max_connections``) is separate from the API's, so submits and queries never
+    wait behind a slow image host; a download waits for a free connection, then has
+    ``deadline`` seconds in all (redirects, retries and their back-off included). Hosts are
+    checked as ``_egress`` describes. ``aclose()`` closes the pool.
+
+    Attributes:
+        allow: Hosts and networks reachable although not public.
+        max_connections: Downloads in flight at once.
+        max_bytes: Size cap of one image.
+        retry: Retries of connection errors, 5xx, 408, 425 and 429.
+        timeout: Seconds to connect, and between two reads.
+        deadline: Seconds for one whole download.
+        resolver: The resolver to guard (aiohttp's default when None).
+        trace_configs: aiohttp request tracing for the pool's session.
     """
-    if not overwrite and dest.suffix and dest.exists():  # noqa: ASYNC240
-        return dest
-    if image.is_data_uri:
-        return await _decode_data_uri(image, dest, max_bytes)
-    url = _validate.check_http_url(image.image, field="image")
-    policy = retry or RetryPolicy()
-    rng = rng or random.Random()
-    for attempt in range(policy.max_retries + 1):
-        try:
-            return await _fetch_once(session, url, dest, max_bytes, timeout)
-        except DownloadError as exc:
-            status = exc.status_code
-            retryable = status is not None and (status >= 500 or status in _RETRY_STATUSES)
-            if not retryable or attempt >= policy.max_retries:
-                raise
-            error: Exception = exc
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            if attempt >= policy.max_retries:
-                raise DownloadError(f"image download failed: {type(exc).__name__}") from None
-            error = exc
-        delay = _retry.backoff_delay(attempt, policy, rng)
-        logger.debug("download failed (%s); retrying in %.2f s", error, delay)
-        await asyncio.sleep(delay)
-    raise ValidationError("image", "unreachable")  # pragma: no cover
+
+    allow: HostAllowList = attrs.field(factory=HostAllowList)
+    max_connections: int = 16
+    max_bytes: int = DEFAULT_MAX_BYTES
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    timeout: float = 30.0
+    deadline: float = DEFAULT_DEADLINE
+    resolver: AbstractResolver | None = None
+    trace_configs: tuple[aiohttp.TraceConfig, ...] = ()
+    rng: random.Random = attrs.field(factory=random.Random)
+    _session: aiohttp.ClientSession | None = attrs.field(default=None, init=False)
+    _guard: GuardedResolver | None = attrs.field(default=None, init=False)
+    _slots: asyncio.Semaphore | None = attrs.field(default=None, init=False)
+    _closed: bool = attrs.field(default=False, init=False)
+
+    @classmethod
+    def configure(
+        cls,
+        *,
+        hosts: Iterable[object] | None,
+        deadline: float,
+        max_connections: int,
+        max_bytes: int,
+        retry: RetryPolicy,
+        timeout: float,
+    ) -> Downloader:
+        """A downloader from ``KetchupClient``'s options, validated under their names.
+
+        ``hosts`` None means ``KETCHUP_DOWNLOAD_HOSTS`` (comma-separated), else none.
+
+        Raises:
+            ValidationError: ``download_hosts``, ``download_timeout`` or
+                ``max_download_concurrency`` is bad.
+        """
+        _validate.check_positive(deadline, field="download_timeout")
+        _validate.check_positive(max_connections, field="max_download_concurrency", integer=True)
+        entries = hosts_from_env(os.environ) if hosts is None else hosts
+        return cls(
+            allow=HostAllowList.parse(entries, field="download_hosts"),
+            max_connections=max_connections,
+            max_bytes=max_bytes,
+            retry=retry,
+            timeout=timeout,
+            deadline=deadline,
+        )
+
+    def _open(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
+        if self._closed:
+            raise DownloadError("the downloader is closed")
+        if self._session is None or self._slots is None:
+            self._guard = GuardedResolver(self.allow, self.resolver)
+            connector = aiohttp.TCPConnector(limit=self.max_connections, resolver=self._guard)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                trust_env=False,  # an environment proxy would connect for us, unchecked
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trace_configs=list(self.trace_configs) or None,
+            )
+            self._slots = asyncio.Semaphore(self.max_connections)
+        return self._session, self._slots
+
+    async def aclose(self) -> None:
+        """Close the pool; later downloads raise ``DownloadError``."""
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+        if self._guard is not None:
+            await self._guard.close()
+
+    async def download(self, image: ImageResult, dest: Path, *, overwrite: bool = True) -> Path:
+        """Write ``image`` to ``dest`` (suffix added from the content type if ``dest`` has none).
+
+        Raises:
+            ValidationError: The image is neither an http(s) URL nor a data URI.
+            DownloadError: The host is not public (and not allowed), refused, the body is too
+                large or not an image, the deadline passed, or the connection kept failing.
+        """
+        if not overwrite and dest.suffix and dest.exists():  # noqa: ASYNC240
+            return dest
+        if image.is_data_uri:
+            return await _decode_data_uri(image, dest, self.max_bytes)
+        url = _validate.check_http_url(image.image, field="image")
+        check_target(url, self.allow)  # an internal address is refused before any waiting
+        session, slots = self._open()
+        async with slots:
+            try:
+                return await asyncio.wait_for(self._attempts(session, url, dest), self.deadline)
+            except asyncio.TimeoutError:
+                raise DownloadError(
+                    f"image download did not finish within its {self.deadline:g} s deadline"
+                ) from None
+
+    async def _attempts(self, session: aiohttp.ClientSession, url: str, dest: Path) -> Path:
+        policy = self.retry
+        for attempt in range(policy.max_retries + 1):
+            try:
+                return await _fetch_once(
+                    session,
+                    url,
+                    dest,
+                    allow=self.allow,
+                    max_bytes=self.max_bytes,
+                    timeout=self.timeout,
+                )
+            except DownloadError as exc:
+                status = exc.status_code
+                retryable = status is not None and (status >= 500 or status in _RETRY_STATUSES)
+                if not retryable or attempt >= policy.max_retries:
+                    raise
+                error: Exception = exc
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                if attempt >= policy.max_retries:
+                    raise DownloadError(f"image download failed: {type(exc).__name__}") from None
+                error = exc
+            delay = _retry.backoff_delay(attempt, policy, self.rng)
+            logger.debug("download failed (%s); retrying in %.2f s", error, delay)
+            await asyncio.sleep(delay)
+        raise DownloadError("image download failed")  # pragma: no cover

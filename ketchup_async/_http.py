@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import attrs
 
-from . import _retry
+from . import _retry, _validate
 from ._models import RetryPolicy
 from ._version import __version__
 from .errors import (
@@ -84,7 +84,7 @@ def error_for_response(
         message = f"non-JSON response body ({len(body)} bytes): {snippet!r}"
     else:
         raw_code = envelope.get("code")
-        code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
+        code = raw_code if _validate.is_int(raw_code) else None
         raw_message = envelope.get("message")
         message = raw_message if isinstance(raw_message, str) else f"HTTP {status}"
         raw_detail = envelope.get("detail")

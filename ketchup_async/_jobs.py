@@ -1,17 +1,37 @@
-"""``Job``: one submitted task, awaitable, resolved by the shared poller or by a webhook."""
+"""``Job``: a handle on one submitted task, awaitable, resolved by the poller or a webhook.
+
+A ``Job`` holds what its user needs (the task id, the request, the status, the outcome) and
+nothing of the poller's bookkeeping, which lives in the poller's own per-task record. It knows
+whoever tracks it only through the small ``Tracker`` protocol (to stop tracking on
+``cancel()``), so this module imports nothing of the poller.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator
+from typing import Any, Protocol
+
+import attrs
 
 from ._models import GenerateRequest, GenerationResult, TaskStatus
+from .errors import JobTimeoutError
 
-if TYPE_CHECKING:
-    from ._poller import Poller
+__all__ = ["Job", "StatusCell", "Tracker"]
 
-__all__ = ["Job"]
+
+class Tracker(Protocol):
+    """Whoever resolves a job (the shared poller): told when the job's user cancels it."""
+
+    def untrack(self, job: Job) -> None:
+        """Stop tracking ``job`` and drop everything kept for it."""
+
+
+@attrs.define(slots=True)
+class StatusCell:
+    """The status a job shows: written by its tracker, read through ``Job.status``."""
+
+    status: TaskStatus = TaskStatus.PENDING
 
 
 class Job:
@@ -19,7 +39,8 @@ class Job:
 
     Await it (``result = await job``) for its ``GenerationResult``; it raises
     ``TaskFailedError`` when the task fails. Any number of coroutines may await one job;
-    cancelling one of them never stops tracking for the others, ``cancel()`` does.
+    cancelling one of them never stops tracking for the others, ``cancel()`` does. Every
+    attribute is read-only.
 
     Attributes:
         task_id: The API's task id.
@@ -27,51 +48,48 @@ class Job:
         status: The status last seen (from a query or a webhook).
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_future",
-        "_poller",
-        "due",
-        "errors",
-        "has_callback",
-        "last_poll",
-        "last_running",
-        "learn",
-        "polls",
-        "request",
-        "status",
-        "submitted_at",
-        "task_id",
-    )
+    __slots__ = ("__weakref__", "_cell", "_future", "_request", "_task_id", "_tracker")
 
     def __init__(
         self,
         task_id: str,
         request: GenerateRequest | None,
         future: asyncio.Future[GenerationResult],
-        poller: Poller,
-        *,
-        submitted_at: float,
-        has_callback: bool,
+        tracker: Tracker,
+        cell: StatusCell,
     ) -> None:
-        self.task_id = task_id
-        self.request = request
-        self.status: TaskStatus = TaskStatus.PENDING
+        self._task_id = task_id
+        self._request = request
         self._future = future
-        self._poller = poller
-        self.submitted_at = submitted_at
-        self.has_callback = has_callback
-        # Poller bookkeeping (read by the schedule, written only by the poller).
-        self.due = 0.0
-        self.polls = 0
-        self.errors = 0
-        self.last_poll: float | None = None
-        self.last_running: float | None = None
-        self.learn = True
+        self._tracker = tracker
+        self._cell = cell
+
+    @property
+    def task_id(self) -> str:
+        """The API's task id."""
+        return self._task_id
+
+    @property
+    def request(self) -> GenerateRequest | None:
+        """The request it was submitted with (None for ``track()`` without one)."""
+        return self._request
+
+    @property
+    def status(self) -> TaskStatus:
+        """The documented status last seen (from a query or a webhook)."""
+        return self._cell.status
 
     def __repr__(self) -> str:
-        state = "done" if self.done() else self.status.value
-        return f"<Job {self.task_id} {state}>"
+        future = self._future
+        if not future.done():
+            state = self._cell.status.value
+        elif future.cancelled():
+            state = "cancelled"
+        elif future.exception() is None:
+            state = "succeeded"
+        else:
+            state = f"failed: {type(future.exception()).__name__}"
+        return f"<Job {self._task_id} {state}>"
 
     def done(self) -> bool:
         """True once the job has a result, an error, or was cancelled."""
@@ -88,10 +106,16 @@ class Job:
         """Wait for the result, at most ``timeout`` seconds.
 
         Raises:
-            TimeoutError: The deadline passed (the job keeps being tracked).
+            JobTimeoutError: The deadline passed; it carries the task id, and the job keeps
+                being tracked (also a ``TimeoutError``).
             TaskFailedError: The task failed.
         """
-        return await asyncio.wait_for(asyncio.shield(self._future), timeout)
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._future), timeout)
+        except asyncio.TimeoutError:
+            if self._future.done():  # resolved at the very deadline: the outcome wins
+                return self._future.result()
+            raise JobTimeoutError(self._task_id, timeout) from None
 
     def result(self) -> GenerationResult:
         """The result of a finished job (raises its error; ``InvalidStateError`` if pending)."""
@@ -101,7 +125,7 @@ class Job:
         """The error of a finished job, or None (``InvalidStateError`` if pending)."""
         return self._future.exception()
 
-    def add_done_callback(self, callback: Any) -> None:
+    def add_done_callback(self, callback: Callable[..., object]) -> None:
         """Call ``callback(job)`` once the job is done (immediately if it already is)."""
         self._future.add_done_callback(lambda _: callback(self))
 
@@ -113,5 +137,5 @@ class Job:
         """
         if self._future.done():
             return False
-        self._poller.forget(self)
+        self._tracker.untrack(self)
         return self._future.cancel()

@@ -22,6 +22,7 @@ __all__ = [
     "GenerateRequest",
     "GenerationResult",
     "ImageResult",
+    "ManyProgress",
     "Outcome",
     "PollPolicy",
     "RetryPolicy",
@@ -92,12 +93,7 @@ class GenerateRequest:
         _validate.check_prompt(self.prompt)
         if self.model is not None:
             _validate.check_model(self.model)
-        if (
-            isinstance(self.max_images, bool)
-            or not isinstance(self.max_images, int)
-            or self.max_images < 0
-        ):
-            raise ValidationError("max_images", "must be a non-negative integer")
+        _validate.check_int(self.max_images, field="max_images")
         _validate.check_images(self.images, max_images=self.max_images)
         if self.callback_url is not None:
             _validate.check_http_url(self.callback_url, field="callback_url")
@@ -207,9 +203,47 @@ class Outcome:
         """True when the job succeeded."""
         return self.result is not None and self.error is None
 
+    def unwrap(self) -> GenerationResult:
+        """Return the result, or raise the outcome's error (a ``KetchupError``).
+
+        Typed to narrow: ``outcome.unwrap().images[0]`` passes ``mypy --strict``.
+        """
+        if self.error is not None:
+            raise self.error
+        if self.result is None:
+            raise ValidationError("outcome", "has neither a result nor an error")
+        return self.result
+
+
+@attrs.frozen(kw_only=True)
+class ManyProgress:
+    """A snapshot of one ``generate_many`` run, given to its ``on_progress`` hook.
+
+    Attributes:
+        read: Inputs read from the input so far.
+        submitted: Inputs the API answered with a task id.
+        succeeded: Outcomes ready with a result.
+        failed: Outcomes ready with an error (bad input, refused submit, failed task).
+    """
+
+    read: int = 0
+    submitted: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+    @property
+    def done(self) -> int:
+        """Inputs whose outcome is ready (succeeded + failed)."""
+        return self.succeeded + self.failed
+
+    @property
+    def in_flight(self) -> int:
+        """Inputs read whose outcome is not ready yet (at most the run's ``concurrency``)."""
+        return self.read - self.done
+
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not _validate.is_number(value):
         raise ValidationError(attribute.name, f"must be a number, got {type(value).__name__}")
     if not (math.isfinite(value) and value > 0):
         raise ValidationError(attribute.name, f"must be a positive number, got {value!r}")
@@ -237,6 +271,8 @@ class PollPolicy:
         callback_grace: For jobs with a ``callback_url``: how long after their expected
             completion the safety-net poll waits for the webhook before asking.
         not_found_grace: A 404 within this time after submit means "not visible yet".
+        job_deadline: A job still not final this long after it was submitted (or tracked)
+            fails with ``JobDeadlineError`` naming its last status (default one hour).
     """
 
     min_interval: float = attrs.field(default=1.0, validator=_positive)
@@ -248,6 +284,7 @@ class PollPolicy:
     max_in_flight: int = attrs.field(default=32, validator=_positive)  # type: ignore[arg-type]
     callback_grace: float = attrs.field(default=30.0, validator=_positive)
     not_found_grace: float = attrs.field(default=30.0, validator=_positive)
+    job_deadline: float = attrs.field(default=3600.0, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
         if self.max_interval < self.min_interval:
@@ -259,6 +296,8 @@ class PollPolicy:
         """Return this policy with every duration times ``factor`` (and the rate divided by it).
 
         For running against a ``FakeKetchupServer`` with ``time_scale=factor``.
+        ``job_deadline`` is kept: it bounds how long a caller waits in real time, and a busy
+        test machine must not turn a slow run into failed jobs.
         """
         return attrs.evolve(
             self,
@@ -288,12 +327,7 @@ class RetryPolicy:
     retry_after_cap: float = attrs.field(default=60.0, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
-        if (
-            isinstance(self.max_retries, bool)
-            or not isinstance(self.max_retries, int)
-            or self.max_retries < 0
-        ):
-            raise ValidationError("max_retries", "must be a non-negative integer")
+        _validate.check_int(self.max_retries, field="max_retries")
 
     def scaled(self, factor: float) -> RetryPolicy:
         """Return this policy with every duration times ``factor``."""

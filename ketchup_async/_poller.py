@@ -1,8 +1,13 @@
 """The shared poller: one background task watches every pending task id of a client.
 
-One min-heap of due times, one ``aiolimiter.AsyncLimiter`` for the client's query budget, a
-bounded number of queries in flight and a plain ``asyncio.Future`` per job: no task, coroutine
-or timer per pending job, so 100,000 pending jobs cost memory, not wake-ups.
+One min-heap of ``(due, task_id)``, one ``aiolimiter.AsyncLimiter`` for the client's query
+budget, a bounded number of queries in flight and a plain ``asyncio.Future`` per job: no task,
+coroutine or timer per pending job, so 100,000 pending jobs cost memory, not wake-ups.
+
+The poller owns its per-task bookkeeping (``Watch``: due time, polls, errors, what was seen);
+a ``Job`` is only the user's handle. What to do with each query's outcome is decided by the
+pure functions of ``_reactions``; when to ask, by ``_schedule``. Time comes from an injectable
+``Clock`` (the running loop by default) so tests can drive the poller without sleeping.
 """
 
 from __future__ import annotations
@@ -10,45 +15,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections import OrderedDict
 from collections.abc import Callable
-from decimal import Decimal
 
 from aiolimiter import AsyncLimiter
 
-from ._converter import structure_task
+from ._clock import Clock
+from ._early import EarlyCallbacks
+from ._endpoints import query_task
 from ._http import Transport
-from ._jobs import Job
-from ._models import (
-    CallbackPayload,
-    GenerateRequest,
-    GenerationResult,
-    ImageResult,
-    PollPolicy,
-    Task,
-    TaskStatus,
+from ._jobs import Job, StatusCell
+from ._models import CallbackPayload, GenerateRequest, GenerationResult, PollPolicy, Task
+from ._reactions import (
+    Reaction,
+    Verdict,
+    copy_api_error,
+    react_to_error,
+    react_to_status,
+    with_deadline,
 )
 from ._schedule import PollQueue, RateController, Schedule
-from .errors import (
-    APIConnectionError,
-    APIError,
-    AuthenticationError,
-    ClientClosedError,
-    KetchupError,
-    RateLimitError,
-    ServerError,
-    TaskFailedError,
-    TaskNotFoundError,
-    ValidationError,
-)
+from ._watch import Watch
+from .errors import APIConnectionError, ClientClosedError, KetchupError
 
-__all__ = ["QUERY_PATH", "Poller"]
+__all__ = ["COMPACT_SLACK", "Poller"]
 
 logger = logging.getLogger("ketchup_async")
 
-QUERY_PATH = "/api/task/query"
-#: Callbacks that arrive before their job is known are kept (bounded) for this many task ids.
-EARLY_CALLBACKS = 10_000
+#: The heap is rebuilt without its stale entries once it holds this many more than twice the
+#: live ones, so jobs resolved by webhook or cancelled leave nothing behind for long.
+COMPACT_SLACK = 64
 
 
 def _limiter(rate: float, tick: float) -> AsyncLimiter:
@@ -64,9 +59,17 @@ def _set_done(future: asyncio.Future[None]) -> None:
 
 
 class Poller:
-    """Watches every pending job of one client; created inside the running loop."""
+    """Watches every pending job of one client; created inside the running loop.
 
-    def __init__(self, transport: Transport, policy: PollPolicy) -> None:
+    Args:
+        transport: The client's request path.
+        policy: The schedule, budget and deadlines.
+        clock: The time source (default: the running loop).
+    """
+
+    def __init__(
+        self, transport: Transport, policy: PollPolicy, *, clock: Clock | None = None
+    ) -> None:
         self._transport = transport
         self.policy = policy
         self.schedule = Schedule(policy)
@@ -77,8 +80,9 @@ class Poller:
             window=policy.min_interval,
         )
         self._loop = asyncio.get_running_loop()
-        self._jobs: dict[str, Job] = {}
-        self._queue: PollQueue[Job] = PollQueue(lambda job, due: job.due == due)
+        self._clock: Clock = clock if clock is not None else self._loop
+        self._watches: dict[str, Watch] = {}
+        self._queue: PollQueue[str] = PollQueue(self._is_live)
         self._slots = asyncio.Semaphore(policy.max_in_flight)
         self._limiter = _limiter(policy.rate, self.schedule.tick)
         self._limiter_rate = policy.rate
@@ -86,13 +90,29 @@ class Poller:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Future[None] | None = None
         self._wake_at = math.inf
-        self._early: OrderedDict[str, tuple[CallbackPayload, bool]] = OrderedDict()
+        self._early = EarlyCallbacks()
+        self._answered = False  # the API answered a query of this client at least once
+        self._stray_404s = 0  # non-API 404s in a row
         self._closed = False
         #: Queries sent so far (for summaries and benchmarks).
         self.queries = 0
 
     def __len__(self) -> int:
-        return len(self._jobs)
+        return len(self._watches)
+
+    @property
+    def heap_size(self) -> int:
+        """Entries in the schedule's heap, stale ones included (bounded by the live ones)."""
+        return len(self._queue)
+
+    @property
+    def early_callbacks(self) -> int:
+        """Callbacks remembered for task ids not tracked yet."""
+        return len(self._early)
+
+    def _is_live(self, task_id: str, due: float) -> bool:
+        watch = self._watches.get(task_id)
+        return watch is not None and watch.due == due
 
     # -- tracking ---------------------------------------------------------------------------
 
@@ -107,57 +127,64 @@ class Poller:
         """Track ``task_id`` (or return the job already tracking it)."""
         if self._closed:
             raise ClientClosedError("the client is closed")
-        existing = self._jobs.get(task_id)
+        existing = self._watches.get(task_id)
         if existing is not None:
-            return existing
-        now = self._loop.time()
+            return existing.job
+        now = self._clock.time()
         future: asyncio.Future[GenerationResult] = self._loop.create_future()
-        job = Job(task_id, request, future, self, submitted_at=now, has_callback=has_callback)
-        job.learn = learn  # a resumed task's render time is unknown: never learn from it
-        self._jobs[task_id] = job
-        if not learn:
-            self._push(job, now)  # a resumed task may be long finished: ask now
+        cell = StatusCell()
+        job = Job(task_id, request, future, self, cell)
+        watch = Watch(job, future, cell, now, has_callback, learn)
+        self._watches[task_id] = watch
+        if self._early.pop(task_id) is not None:
+            # Its callback beat the submit response: ask the API now (the callback's own
+            # content is never trusted nor kept), and never learn a render time of ~0 from it.
+            watch.learn = False
+            self._push(watch, now)
+        elif not learn:
+            self._push(watch, now)  # a resumed task may be long finished: ask now
         else:
-            self._push(job, self.schedule.first_due(now, has_callback=has_callback))
+            self._push(watch, self.schedule.first_due(now, has_callback=has_callback))
         self._ensure_running()
-        early = self._early.pop(task_id, None)
-        if early is not None:
-            # Its callback beat the submit response: apply it after scheduling (so a verify
-            # query is not overridden) and never learn a render time of ~0 from it.
-            job.learn = False
-            payload, verify = early
-            self.deliver(payload, verify=verify)
         return job
 
-    def forget(self, job: Job) -> None:
-        """Stop tracking ``job`` (its heap entry goes stale and is dropped lazily)."""
-        if self._jobs.get(job.task_id) is job:
-            del self._jobs[job.task_id]
-        job.due = math.inf
+    def untrack(self, job: Job) -> None:
+        """Stop tracking ``job`` (``Job.cancel()``); its record is dropped at once."""
+        watch = self._watches.get(job.task_id)
+        if watch is not None and watch.job is job:
+            self._drop(watch)
+
+    def _drop(self, watch: Watch) -> None:
+        task_id = watch.job.task_id
+        if self._watches.get(task_id) is watch:
+            del self._watches[task_id]
+        watch.due = math.inf  # its heap entries are stale now
+        if len(self._queue) > 2 * len(self._watches) + COMPACT_SLACK:
+            self._queue.compact()
 
     def deliver(self, payload: CallbackPayload, *, verify: bool = False) -> bool:
         """Resolve a tracked job from a webhook payload; True if it matched a pending job.
 
         With ``verify``, the payload is not trusted: the job is queried at once (within the
-        budget and the per-task floor) and resolved from the API's answer.
+        budget and the per-task floor) and resolved from the API's answer. A final callback
+        for a task not tracked yet is remembered (its id and status only) and its job is
+        queried as soon as it appears.
         """
-        job = self._jobs.get(payload.task_id)
-        if job is None:
+        watch = self._watches.get(payload.task_id)
+        if watch is None:
             if not self._closed and payload.status.is_final:
-                self._early[payload.task_id] = (payload, verify)
-                self._early.move_to_end(payload.task_id)
-                while len(self._early) > EARLY_CALLBACKS:
-                    self._early.popitem(last=False)
+                self._early.remember(payload.task_id, payload.status, verify)
             return False
         if not payload.status.is_final:
             return True
         if verify:
-            if job.due != math.inf:  # not already being queried
-                self._push(job, self._loop.time())
+            if watch.due != math.inf:  # not already being queried
+                self._push(watch, self._clock.time())
             return True
-        self._resolve(
-            job, payload.status, payload.images, payload.consumed, payload.reason, exact=True
+        reaction = react_to_status(
+            watch.job.task_id, payload.status, payload.images, payload.consumed, payload.reason
         )
+        self._apply(watch, reaction, exact=True)
         return True
 
     # -- the loop -----------------------------------------------------------------------
@@ -165,18 +192,32 @@ class Poller:
     def _ensure_running(self) -> None:
         if self._runner is None or self._runner.done():
             self._runner = self._loop.create_task(self._run(), name="ketchup-async poller")
+            self._runner.add_done_callback(self._runner_done)
 
-    def _push(self, job: Job, due: float) -> None:
-        due = self.schedule.align(self.schedule.floor(job.last_poll, due))
-        job.due = due
-        self._queue.push(due, job)
+    def _runner_done(self, runner: asyncio.Task[None]) -> None:
+        if runner.cancelled() or runner.exception() is None:
+            return
+        error = runner.exception()
+        logger.error("the shared poller stopped unexpectedly: %r", error)
+        self._fail_all(
+            lambda: APIConnectionError(
+                f"the shared poller stopped unexpectedly: {error!r}", may_have_been_processed=False
+            )
+        )
+
+    def _push(self, watch: Watch, due: float) -> None:
+        # Never later than the job's deadline: its last query decides whether it ends there.
+        due = min(due, watch.submitted_at + self.policy.job_deadline)
+        due = self.schedule.align(self.schedule.floor(watch.last_poll, due))
+        watch.due = due
+        self._queue.push(due, watch.job.task_id)
         if due < self._wake_at and self._wake is not None:
             _set_done(self._wake)
 
     async def _sleep_until(self, when: float) -> None:
         future: asyncio.Future[None] = self._loop.create_future()
         self._wake, self._wake_at = future, when
-        handle = self._loop.call_at(when, _set_done, future) if when < math.inf else None
+        handle = self._clock.call_at(when, _set_done, future) if when < math.inf else None
         try:
             await future
         finally:
@@ -185,9 +226,9 @@ class Poller:
                 handle.cancel()
 
     async def _run(self) -> None:
-        loop = self._loop
+        clock = self._clock
         while True:
-            now = loop.time()
+            now = clock.time()
             if self.rate.paused_until > now:
                 await self._sleep_until(self.rate.paused_until)
                 continue
@@ -201,14 +242,15 @@ class Poller:
             except BaseException:
                 self._slots.release()
                 raise
-            job = self._queue.pop_due(loop.time())
-            if job is None or self.rate.paused_until > loop.time():
-                if job is not None:
-                    self._queue.push(job.due, job)
+            task_id = self._queue.pop_due(clock.time())
+            watch = None if task_id is None else self._watches.get(task_id)
+            if watch is None or self.rate.paused_until > clock.time():
+                if watch is not None:
+                    self._queue.push(watch.due, watch.job.task_id)
                 self._slots.release()
                 continue
-            job.due = math.inf  # in flight: no heap entry is live for it
-            task = loop.create_task(self._poll(job))
+            watch.due = math.inf  # in flight: no heap entry is live for it
+            task = self._loop.create_task(self._poll(watch))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
@@ -225,116 +267,106 @@ class Poller:
             await asyncio.sleep(self.schedule.next_tick(now) - now)
         await self._limiter.acquire()
 
-    async def _query(self, job: Job) -> Task:
+    async def _query(self, watch: Watch) -> Task:
         try:
-            data = await self._transport.request(
-                "GET",
-                QUERY_PATH,
-                params={"task_id": job.task_id},
-                idempotent=True,
-                retries=False,
-                not_found=TaskNotFoundError,
-            )
+            return await query_task(self._transport, watch.job.task_id, retries=False)
         finally:
             # The floor counts from the answer, so the server never sees two queries of one
             # task closer than min_interval, whatever the network latency.
-            job.last_poll = self._loop.time()
-        task = structure_task(data)
-        if task.task_id != job.task_id:
-            raise ValidationError("task_id", f"response is for {task.task_id!r}")
-        return task
+            watch.last_poll = self._clock.time()
 
-    async def _poll(self, job: Job) -> None:
-        loop = self._loop
+    async def _poll(self, watch: Watch) -> None:
         try:
-            job.polls += 1
+            watch.polls += 1
             self.queries += 1
             try:
-                task = await self._query(job)
-            except RateLimitError as exc:
-                retry_after = (
-                    exc.retry_after if exc.retry_after is not None else self.policy.min_interval
+                task = await self._query(watch)
+            except Exception as exc:  # whatever it is, the job gets a reaction: never orphaned
+                facts = watch.facts(self._clock.time(), self._answered, self._stray_404s)
+                reaction = react_to_error(
+                    exc,
+                    facts,
+                    grace=self.policy.not_found_grace,
+                    default_pause=self.policy.min_interval,
+                    pause_cap=self._transport.retry.retry_after_cap,
                 )
-                retry_after = min(retry_after, self._transport.retry.retry_after_cap)
-                self.rate.on_rate_limited(loop.time(), retry_after)
+                if reaction.verdict is Verdict.RETRY and reaction.unexpected:
+                    logger.warning("query of %s raised %r: retrying later", facts.task_id, exc)
+                else:
+                    logger.debug("query of %s failed (%s)", facts.task_id, exc)
+            else:
+                facts = watch.facts(self._clock.time(), self._answered, self._stray_404s)
+                reaction = react_to_status(
+                    task.task_id, task.status, task.images, task.consumed, task.reason
+                )
+            reaction = with_deadline(reaction, facts, deadline=self.policy.job_deadline)
+            if reaction.verdict is Verdict.RATE_LIMITED:
+                retry_after = reaction.pause
+                self.rate.on_rate_limited(self._clock.time(), retry_after)
                 logger.info(
                     "query rate limited: pausing %.2f s, rate now %.2f/s",
                     retry_after,
                     self.rate.rate,
                 )
-                self._retry_later(job, self.rate.paused_until)
-            except AuthenticationError as exc:
-                logger.error("query refused with 401: failing every pending job")
-                refused = exc
-                self._fail_all(lambda: _copy_api_error(refused))
-            except TaskNotFoundError as exc:
-                if loop.time() - job.submitted_at < self.policy.not_found_grace:
-                    job.errors += 1
-                    self._retry_later(job, self.schedule.retry_due(loop.time(), job.errors))
-                else:
-                    self._finish(job, exc)
-            except (ServerError, APIConnectionError, ValidationError) as exc:
-                job.errors += 1
-                logger.debug("query of %s failed (%s): retrying later", job.task_id, exc)
-                self._retry_later(job, self.schedule.retry_due(loop.time(), job.errors))
-            except APIError as exc:
-                self._finish(job, exc)
-            else:
-                job.errors = 0
-                self.rate.on_answered(loop.time())
-                self._resolve(
-                    job, task.status, task.images, task.consumed, task.reason, exact=False
-                )
+            elif reaction.answered:
+                self.rate.on_answered(self._clock.time())
+            self._apply(watch, reaction, exact=False)
+        except Exception as exc:  # pragma: no cover - a bug here must still end the job
+            logger.exception("the poller failed to handle a query of %s", watch.job.task_id)
+            self._finish(
+                watch,
+                APIConnectionError(f"the poller failed: {exc!r}", may_have_been_processed=False),
+            )
         finally:
             self._slots.release()
 
     # -- outcomes -----------------------------------------------------------------------
 
-    def _tracked(self, job: Job) -> bool:
-        return self._jobs.get(job.task_id) is job and not job.done()
+    def _tracked(self, watch: Watch) -> bool:
+        return self._watches.get(watch.job.task_id) is watch and not watch.future.done()
 
-    def _retry_later(self, job: Job, due: float) -> None:
-        if self._tracked(job):
-            self._push(job, due)
-
-    def _resolve(
-        self,
-        job: Job,
-        status: TaskStatus,
-        images: tuple[ImageResult, ...],
-        consumed: Decimal | None,
-        reason: str | None,
-        *,
-        exact: bool,
-    ) -> None:
-        if not self._tracked(job):
+    def _apply(self, watch: Watch, reaction: Reaction, *, exact: bool) -> None:
+        """Carry out ``reaction`` for ``watch`` (and the client-wide state it changes)."""
+        if reaction.verdict is Verdict.FAIL_ALL:
+            error = reaction.error
+            assert error is not None
+            logger.error("query refused (%s): failing every pending job", error)
+            self._fail_all(lambda: copy_api_error(error))
             return
-        now = self._loop.time()
-        job.status = status
-        if not status.is_final:
-            job.last_running = now
-            self._push(job, self.schedule.next_due(now, job.polls, has_callback=job.has_callback))
-            return
-        self._learn(job, now, exact=exact)
-        if status is TaskStatus.SUCCESS:
-            self._finish(job, GenerationResult(job.task_id, images, consumed))
+        if not exact:  # a query's outcome: the client-wide counters follow it
+            self._answered = self._answered or reaction.answered
+            self._stray_404s = reaction.stray_404s
+        if not self._tracked(watch):
+            return  # resolved meanwhile (webhook, cancel, close, 401)
+        now = self._clock.time()
+        watch.errors = reaction.errors
+        watch.not_found = reaction.not_found
+        watch.unexpected = reaction.unexpected
+        if reaction.raw_status is not None:
+            watch.seen = True
+            watch.last_status = reaction.raw_status
+        if reaction.status is not None:
+            watch.cell.status = reaction.status
+        verdict = reaction.verdict
+        if verdict is Verdict.RUNNING:
+            watch.last_running = now
+            self._push(
+                watch, self.schedule.next_due(now, watch.polls, has_callback=watch.has_callback)
+            )
+        elif verdict is Verdict.RETRY:
+            self._push(watch, self.schedule.retry_due(now, watch.errors))
+        elif verdict is Verdict.RATE_LIMITED:
+            self._push(watch, self.rate.paused_until)
         else:
-            self._finish(job, TaskFailedError(job.task_id, reason, consumed))
+            if reaction.status is not None and reaction.status.is_final:
+                watch.teach(self.schedule.model, now, exact=exact)
+            outcome = reaction.result if verdict is Verdict.SUCCEEDED else reaction.error
+            assert outcome is not None
+            self._finish(watch, outcome)
 
-    def _learn(self, job: Job, now: float, *, exact: bool) -> None:
-        if not job.learn:
-            return
-        model = self.schedule.model
-        if exact:
-            model.observe(now - job.submitted_at)
-        else:
-            # The answer brackets the render time: after the last "still running", by now.
-            low = 0.0 if job.last_running is None else job.last_running - job.submitted_at
-            model.observe_between(low, now - job.submitted_at)
-
-    def _finish(self, job: Job, outcome: GenerationResult | BaseException) -> None:
-        self.forget(job)
-        future = job._future
+    def _finish(self, watch: Watch, outcome: GenerationResult | BaseException) -> None:
+        self._drop(watch)
+        future = watch.future
         if future.done():
             return
         if isinstance(outcome, BaseException):
@@ -344,8 +376,8 @@ class Poller:
             future.set_result(outcome)
 
     def _fail_all(self, make_error: Callable[[], KetchupError]) -> None:
-        for job in list(self._jobs.values()):
-            self._finish(job, make_error())
+        for watch in list(self._watches.values()):
+            self._finish(watch, make_error())
 
     async def close(self) -> None:
         """Stop polling now and fail every pending job with ``ClientClosedError``."""
@@ -362,13 +394,3 @@ class Poller:
         self._fail_all(lambda: ClientClosedError("the client was closed while the job was pending"))
         self._queue.clear()
         self._early.clear()
-
-
-def _copy_api_error(exc: APIError) -> APIError:
-    return type(exc)(
-        exc.message,
-        status_code=exc.status_code,
-        code=exc.code,
-        detail=exc.detail,
-        request_id=exc.request_id,
-    )

@@ -209,6 +209,12 @@ class PollQueue(Generic[T]):
             return heapq.heappop(self._heap)[2]
         return None
 
+    def compact(self) -> None:
+        """Drop every stale entry now (not only those at the top), in O(n)."""
+        is_live = self._is_live
+        self._heap = [entry for entry in self._heap if is_live(entry[2], entry[0])]
+        heapq.heapify(self._heap)
+
     def clear(self) -> None:
         """Drop every entry."""
         self._heap.clear()

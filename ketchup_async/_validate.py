@@ -10,6 +10,7 @@ import math
 import re
 from base64 import b64decode
 from collections.abc import Iterable
+from typing import TypeGuard
 from urllib.parse import urlsplit
 
 from .errors import ValidationError
@@ -28,7 +29,9 @@ MAX_DATA_URI_CHARS = 16 * 1024 * 1024
 #: Longest URL accepted (characters).
 MAX_URL_CHARS = 8192
 
-_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+#: Longest task id accepted (characters). The API documents ids like ``ta…``; any printable
+#: id it issues is accepted (and URL-encoded in queries), so every run can be resumed.
+MAX_TASK_ID_CHARS = 256
 _DATA_URI = re.compile(r"data:image/([a-z0-9.+-]+);base64,", re.IGNORECASE)
 
 
@@ -117,24 +120,73 @@ def check_images(value: object, *, max_images: int, field: str = "images") -> tu
     return tuple(check_image_ref(item, field=f"{field}[{i}]") for i, item in enumerate(items))
 
 
+def check_type(
+    value: object, types: type | tuple[type, ...], *, field: str, what: str, optional: bool = False
+) -> None:
+    """Raise ``ValidationError`` naming ``field`` unless ``value`` is one of ``types`` (or None)."""
+    if not (isinstance(value, types) or (optional and value is None)):
+        raise ValidationError(field, f"must be {what}, got {type(value).__name__}")
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    """True for an ``int`` that is not a ``bool`` (``True`` is an int to Python, not to us)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> TypeGuard[int | float]:
+    """True for an ``int`` or ``float`` that is not a ``bool``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_int(value: object, *, field: str, minimum: int = 0) -> int:
+    """Return an integer (never a ``bool``) of at least ``minimum``, or raise naming ``field``."""
+    if not is_int(value) or value < minimum:
+        shown = repr(value) if is_number(value) else type(value).__name__
+        raise ValidationError(field, f"must be an integer >= {minimum}, got {shown}")
+    return value
+
+
+def check_api_key(value: object) -> str:
+    """Return the API key, or raise if it is missing, blank or not a single token."""
+    if value is not None and not isinstance(value, str):
+        raise ValidationError("api_key", f"must be a string, got {type(value).__name__}")
+    if value is None or not value.strip():
+        raise ValidationError(
+            "api_key", "no API key: pass api_key=... or set the KETCHUP_API_KEY variable"
+        )
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        raise ValidationError("api_key", "must be a single token without whitespace")
+    return value
+
+
 def check_positive(value: object, *, field: str, integer: bool = False) -> float:
     """Return a finite number above zero (an ``int`` if ``integer``), or raise naming ``field``."""
     kind = "a positive integer" if integer else "a positive number"
-    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+    if not (is_int(value) if integer else is_number(value)):
         raise ValidationError(field, f"must be {kind}, got {type(value).__name__}")
+    assert isinstance(value, (int, float))
     if not (math.isfinite(value) and value > 0):
         raise ValidationError(field, f"must be {kind}, got {value!r}")
     return value
 
 
 def check_task_id(value: object, *, field: str = "task_id") -> str:
-    """Return a task id made of safe characters, or raise (no path or query characters)."""
+    """Return a task id the API may have issued, or raise.
+
+    Any non-empty printable string of at most ``MAX_TASK_ID_CHARS`` characters is accepted
+    (queries URL-encode it); control characters, line breaks and empty ids are refused.
+    """
     if not isinstance(value, str):
         raise ValidationError(field, f"must be a string, got {type(value).__name__}")
-    if not _TASK_ID.fullmatch(value):
+    if not value:
+        raise ValidationError(field, "must not be empty")
+    shown = f"{value[:40]!r}{'...' if len(value) > 40 else ''}"
+    if len(value) > MAX_TASK_ID_CHARS:
         raise ValidationError(
-            field,
-            "must be 1-128 characters of letters, digits, '-' or '_' "
-            f"(got {value[:40]!r}{'...' if len(value) > 40 else ''})",
+            field, f"is {len(value):,} characters long; the limit is {MAX_TASK_ID_CHARS}"
+        )
+    if not value.isprintable() or not value.strip():
+        raise ValidationError(
+            field, f"must be printable text, not blank or with control characters (got {shown})"
         )
     return value

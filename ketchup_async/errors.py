@@ -7,22 +7,36 @@ KetchupError
 │   ├── BadRequestError 400
 │   ├── AuthenticationError 401
 │   ├── NotFoundError 404
-│   │   └── TaskNotFoundError
+│   │   ├── TaskNotFoundError          - the API repeatedly says it does not know the task
+│   │   └── EndpointNotFoundError      - a non-API 404 before any answer: the base URL is wrong
 │   ├── RateLimitError 429
 │   └── ServerError 5xx (also an HTML page from a proxy)
+│       └── UnknownStatusError         - a query answered a status the API does not document
 ├── APIConnectionError(may_have_been_processed: bool)
 │   └── APITimeoutError
-├── TaskFailedError(task_id, reason)   - the task reached `failed`
-├── ClientClosedError                  - the client closed while the job was pending
+├── TaskFailedError(task_id, reason)   - the task reached `failed` (or `success` with no image)
+├── JobTimeoutError(task_id, timeout)  - wait(timeout) passed (also TimeoutError); still tracked
+├── JobDeadlineError(task_id, last_status) - PollPolicy.job_deadline passed; no longer tracked
+├── ClientClosedError(task_id, may_have_been_processed) - the client closed meanwhile
 ├── DownloadError(status_code)         - a result image could not be fetched or decoded
 ├── BulkError                          - a bulk run cannot start (bad input, nothing to resume)
 └── JournalError                       - a bulk run's journal cannot be used
+    ├── JournalLockedError             - another process drives this run
+    ├── JournalMismatchError(key)      - an input id is journaled with another request
+    ├── JournalCorruptError(path, problem) - the journal file or one of its rows is damaged
+    ├── UnjournaledTasksError(task_ids, recovery_file) - paid task ids the journal could not
+    │                                    record (disk full): kept in the recovery file
+    └── InvalidTransitionError         - a state change the bulk transition table forbids (a bug)
 ```
 
 Every error carries its context as attributes; none of them ever contains the API key.
 """
 
 from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Mapping
 
 __all__ = [
     "APIConnectionError",
@@ -33,13 +47,22 @@ __all__ = [
     "BulkError",
     "ClientClosedError",
     "DownloadError",
+    "EndpointNotFoundError",
+    "InvalidTransitionError",
+    "JobDeadlineError",
+    "JobTimeoutError",
+    "JournalCorruptError",
     "JournalError",
+    "JournalLockedError",
+    "JournalMismatchError",
     "KetchupError",
     "NotFoundError",
     "RateLimitError",
     "ServerError",
     "TaskFailedError",
     "TaskNotFoundError",
+    "UnjournaledTasksError",
+    "UnknownStatusError",
     "ValidationError",
 ]
 
@@ -111,6 +134,14 @@ class TaskNotFoundError(NotFoundError):
     """404 for a task id: the API does not know this task (long enough after submit)."""
 
 
+class EndpointNotFoundError(NotFoundError):
+    """A 404 that is not the API's JSON, before the API ever answered a query of this client.
+
+    The query path does not exist where the client looks for it: the base URL (its path or its
+    host) looks wrong. Every pending job fails with it, as for a bad key.
+    """
+
+
 class RateLimitError(APIError):
     """429: too many requests; ``retry_after`` holds the server's advice in seconds."""
 
@@ -121,6 +152,27 @@ class RateLimitError(APIError):
 
 class ServerError(APIError):
     """5xx, or a body that is not the API's JSON (for example a proxy's HTML page)."""
+
+
+class UnknownStatusError(ServerError):
+    """A query answered a status the API does not document (for example ``cancelled``).
+
+    The SDK never guesses what it means: the poller treats it as not final (until the job's
+    deadline); ``client.query`` raises this error.
+
+    Attributes:
+        task_id: The task queried.
+        status: The status string exactly as the API sent it.
+    """
+
+    def __init__(self, task_id: str, status: str, *, request_id: str | None = None) -> None:
+        self.task_id = task_id
+        self.status = status
+        super().__init__(
+            f"task {task_id} has an undocumented status {status[:64]!r}",
+            status_code=200,
+            request_id=request_id,
+        )
 
 
 class APIConnectionError(KetchupError):
@@ -161,8 +213,74 @@ class TaskFailedError(KetchupError):
         super().__init__(f"task {task_id} failed: {reason or 'no reason given'}")
 
 
+class _JobTimeout(KetchupError):
+    def __init__(self, task_id: str, timeout: float | None) -> None:
+        self.task_id = task_id
+        self.timeout = timeout
+        super().__init__(
+            f"task {task_id} did not finish within {timeout} s (it is still being tracked)"
+        )
+
+
+if sys.version_info >= (3, 11):
+
+    class JobTimeoutError(_JobTimeout, TimeoutError):
+        """``Job.wait(timeout)`` (or ``generate(timeout=)``) gave up waiting; the job goes on.
+
+        The task keeps being tracked: wait again, or ``client.track(task_id)`` later. Also a
+        ``TimeoutError`` (``asyncio.TimeoutError``), as a bare timeout was before.
+
+        Attributes:
+            task_id: The task waited for.
+            timeout: The seconds waited.
+        """
+
+else:  # pragma: no cover - asyncio.TimeoutError is its own class before Python 3.11
+
+    class JobTimeoutError(_JobTimeout, TimeoutError, asyncio.TimeoutError):
+        """``Job.wait(timeout)`` (or ``generate(timeout=)``) gave up waiting; the job goes on.
+
+        Attributes:
+            task_id: The task waited for.
+            timeout: The seconds waited.
+        """
+
+
+class JobDeadlineError(KetchupError):
+    """The job passed ``PollPolicy.job_deadline`` without a final status; tracking stopped.
+
+    The task may still finish (and be charged): ``client.track(task_id)`` attaches to it again.
+
+    Attributes:
+        task_id: The task.
+        last_status: The last status the API reported (as sent, e.g. ``"cancelled"``), or
+            None if it never answered one.
+        deadline: The deadline, in seconds after the job started being tracked.
+    """
+
+    def __init__(self, task_id: str, last_status: str | None, deadline: float) -> None:
+        self.task_id = task_id
+        self.last_status = last_status
+        self.deadline = deadline
+        seen = "no status seen" if last_status is None else f"last status {last_status[:64]!r}"
+        super().__init__(f"task {task_id} did not finish within {deadline:g} s ({seen})")
+
+
 class ClientClosedError(KetchupError):
-    """The client was closed while the job was still pending."""
+    """The client was closed while the job (or its submit) was still under way.
+
+    Attributes:
+        task_id: The task the API created, when a submit landed after the client closed
+            (it may be charged: track or query it with another client); None otherwise.
+        may_have_been_processed: True when the submit may have been charged.
+    """
+
+    def __init__(
+        self, message: str, *, task_id: str | None = None, may_have_been_processed: bool = False
+    ) -> None:
+        self.task_id = task_id
+        self.may_have_been_processed = may_have_been_processed
+        super().__init__(message)
 
 
 class DownloadError(KetchupError):
@@ -184,3 +302,75 @@ class BulkError(KetchupError):
 class JournalError(KetchupError):
     """A bulk run's journal cannot be used (unreadable, locked, from a newer version, or a
     write failed)."""
+
+
+class JournalLockedError(JournalError):
+    """Another process is driving this run (its journal is locked)."""
+
+
+class JournalMismatchError(JournalError):
+    """An input id is already in the journal with a different request.
+
+    Attributes:
+        key: The input's id.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"input {key!r} is already in the journal with a different request "
+            "(use a new output directory to run changed inputs)"
+        )
+
+
+class JournalCorruptError(JournalError):
+    """The journal file, or one of its rows, is damaged (one clear line, never a traceback).
+
+    Attributes:
+        path: The journal file.
+        problem: What is wrong (which row, which column).
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"the journal {path!r} is damaged: {problem}")
+
+
+class UnjournaledTasksError(JournalError):
+    """The journal could not record the ids of tasks that were created (and paid for).
+
+    The run stopped; every such id was logged at ERROR and appended to ``recovery_file``
+    (when it could be written). ``resume_bulk`` reads that file and re-attaches the tasks.
+
+    Attributes:
+        task_ids: Input id -> task id of every task not in the journal.
+        recovery_file: Where the ids were saved, or None if that failed too.
+    """
+
+    def __init__(self, task_ids: Mapping[str, str], recovery_file: str | None) -> None:
+        self.task_ids = dict(task_ids)
+        self.recovery_file = recovery_file
+        where = (
+            f"saved in {recovery_file!r} and logged"
+            if recovery_file
+            else "logged above (the recovery file could not be written either)"
+        )
+        super().__init__(
+            f"the journal could not record {len(self.task_ids)} paid task id(s) ({where}); "
+            "free disk space, then resume the run: the tasks are re-attached, not paid again"
+        )
+
+
+class InvalidTransitionError(JournalError):
+    """A bulk input state change the transition table does not allow (a bug, never user input).
+
+    Attributes:
+        current: The state the input is in.
+        target: The state it was asked to go to.
+    """
+
+    def __init__(self, current: str, target: str) -> None:
+        self.current = str(current)
+        self.target = str(target)
+        super().__init__(f"an input cannot go from {self.current!r} to {self.target!r}")

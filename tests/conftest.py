@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -41,13 +42,22 @@ async def server() -> AsyncIterator[FakeKetchupServer]:
         yield fake
 
 
+def fake_hosts(server: FakeKetchupServer) -> list[str]:
+    """The ``download_hosts`` that reach the fake's image host (on loopback, so not public)."""
+    return [urlsplit(server.cdn_url).hostname or "127.0.0.1"]
+
+
 def make_client(server: FakeKetchupServer, **kwargs: object) -> KetchupClient:
-    """A client pointed at ``server`` with policies scaled to its time scale."""
+    """A client pointed at ``server`` with policies scaled to its time scale.
+
+    Its downloads may reach the fake's image host through the allow-list.
+    """
     options: dict[str, object] = {
         "api_key": API_KEY,
         "base_url": server.base_url,
         "polling": PollPolicy().scaled(SCALE),
         "retry": RetryPolicy().scaled(SCALE),
+        "download_hosts": fake_hosts(server),
     }
     options.update(kwargs)
     return KetchupClient(**options)  # type: ignore[arg-type]

@@ -88,6 +88,56 @@ def test_bad_consumed_is_an_error() -> None:
         structure_task({"task_id": "ta1", "status": "success", "consumed": "lots"})
 
 
+def repr_id(value: object) -> str:
+    """A short test id (a 5,000-digit int has no str() under Python's digit limit)."""
+    return f"int-{value.bit_length()}-bits" if isinstance(value, int) else repr(value)[:20]
+
+
+@pytest.mark.parametrize(
+    "consumed",
+    [
+        "1e1000000",
+        "NaN",
+        "sNaN",
+        "Infinity",
+        "-1",
+        "-0.000001",
+        "1e10",
+        "1000000000.5",
+        "1e-999999",
+        "0.0000000000000000000001",
+        "1" * 100,
+        10**5000,
+        -3,
+        float("inf"),
+        float("nan"),
+        True,
+    ],
+    ids=repr_id,
+)
+def test_consumed_outside_a_sane_range_is_an_error(consumed: object) -> None:
+    """Not finite, negative, above 1e9, too precise or too long: a ValidationError, no escape."""
+    with pytest.raises(ValidationError, match="consumed"):
+        structure_task({"task_id": "ta1", "status": "success", "consumed": consumed})
+
+
+@pytest.mark.parametrize(
+    ("consumed", "expected"),
+    [
+        ("0", "0"),
+        ("0.500000", "0.5"),
+        (3, "3"),
+        (2.5, "2.5"),
+        ("1000000000", "1e9"),
+        ("1E-6", "0.000001"),
+    ],
+)
+def test_consumed_in_range_is_kept(consumed: object, expected: str) -> None:
+    """Ordinary credit amounts (string, int or float) become the same Decimal."""
+    task = structure_task({"task_id": "ta1", "status": "success", "consumed": consumed})
+    assert task.consumed == Decimal(expected)
+
+
 def test_success_with_malformed_result_is_an_error() -> None:
     """A success whose result items lack an image string is refused."""
     with pytest.raises(ValidationError, match="result"):

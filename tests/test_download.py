@@ -8,14 +8,14 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ketchup_async import DownloadError, ImageResult, KetchupClient, RetryPolicy, ValidationError
-from ketchup_async._download import download_image, extension_for, safe_name
+from ketchup_async._addresses import HostAllowList
+from ketchup_async._download import Downloader, extension_for, safe_name
 from ketchup_async.testing import FakeKetchupServer, make_png
 
 pytestmark = pytest.mark.anyio
@@ -86,17 +86,18 @@ async def cdn() -> AsyncIterator[HostileCDN]:
     await runner.cleanup()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    """A plain aiohttp session."""
-    async with aiohttp.ClientSession() as http:
-        yield http
+LOCAL = HostAllowList.parse(["127.0.0.1"])
 
 
-async def _get(session: aiohttp.ClientSession, url: str, dest: Path, **kw: object) -> Path:
-    options: dict[str, object] = {"retry": FAST, "timeout": 5.0}
+async def _get(url: str, dest: Path, *, overwrite: bool = True, **kw: object) -> Path:
+    """Download ``url`` with a downloader that may reach 127.0.0.1 (the test image hosts)."""
+    options: dict[str, object] = {"allow": LOCAL, "retry": FAST, "timeout": 5.0}
     options.update(kw)
-    return await download_image(session, ImageResult(url), dest, **options)  # type: ignore[arg-type]
+    downloader = Downloader(**options)  # type: ignore[arg-type]
+    try:
+        return await downloader.download(ImageResult(url), dest, overwrite=overwrite)
+    finally:
+        await downloader.aclose()
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -105,7 +106,9 @@ def _leftovers(folder: Path) -> list[str]:
 
 async def test_a_result_url_becomes_a_png_file(server: FakeKetchupServer, tmp_path: Path) -> None:
     """The fake CDN's image is written with the extension of its content type."""
-    async with KetchupClient(api_key="dk-test0123456789", base_url=server.base_url) as client:
+    async with KetchupClient(
+        api_key="dk-test0123456789", base_url=server.base_url, download_hosts=["127.0.0.1"]
+    ) as client:
         task_id = server.create_task("a red bicycle")
         server.complete_now(task_id)
         result = (await client.query(task_id)).images[0]
@@ -118,7 +121,9 @@ async def test_the_api_key_is_never_sent_to_the_image_host(
     server: FakeKetchupServer, tmp_path: Path
 ) -> None:
     """The CDN sees the SDK's User-Agent and no Authorization header."""
-    async with KetchupClient(api_key="dk-test0123456789", base_url=server.base_url) as client:
+    async with KetchupClient(
+        api_key="dk-test0123456789", base_url=server.base_url, download_hosts=["127.0.0.1"]
+    ) as client:
         task_id = server.create_task("a lighthouse")
         server.complete_now(task_id)
         image = (await client.query(task_id)).images[0]
@@ -129,134 +134,110 @@ async def test_the_api_key_is_never_sent_to_the_image_host(
     assert headers["User-Agent"].startswith("ketchup-async/")
 
 
-async def test_a_declared_size_over_the_cap_is_refused(
-    cdn: HostileCDN, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
+async def test_a_declared_size_over_the_cap_is_refused(cdn: HostileCDN, tmp_path: Path) -> None:
     """Content-Length above the cap: DownloadError before reading, nothing written."""
     with pytest.raises(DownloadError, match="the cap is 1,000"):
-        await _get(session, f"{cdn.base_url}/big", tmp_path / "x", max_bytes=1000)
+        await _get(f"{cdn.base_url}/big", tmp_path / "x", max_bytes=1000)
     assert _leftovers(tmp_path) == []
 
 
 async def test_a_streamed_body_over_the_cap_leaves_no_partial_file(
-    cdn: HostileCDN, session: aiohttp.ClientSession, tmp_path: Path
+    cdn: HostileCDN, tmp_path: Path
 ) -> None:
     """A chunked body that grows past the cap is cut off and its temporary file removed."""
     with pytest.raises(DownloadError, match="exceeds the 4,096-byte cap"):
-        await _get(session, f"{cdn.base_url}/stream", tmp_path / "x", max_bytes=4096)
+        await _get(f"{cdn.base_url}/stream", tmp_path / "x", max_bytes=4096)
     assert _leftovers(tmp_path) == []
 
 
-async def test_a_streamed_body_under_the_cap_is_written(
-    cdn: HostileCDN, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
+async def test_a_streamed_body_under_the_cap_is_written(cdn: HostileCDN, tmp_path: Path) -> None:
     """The same chunked body fits a larger cap and is renamed into place."""
-    path = await _get(session, f"{cdn.base_url}/stream", tmp_path / "x", max_bytes=64_000)
+    path = await _get(f"{cdn.base_url}/stream", tmp_path / "x", max_bytes=64_000)
     assert path.stat().st_size == len(PNG) + 16 * 1024
     assert _leftovers(tmp_path) == ["x.png"]
 
 
-async def test_an_html_page_is_not_an_image(
-    cdn: HostileCDN, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
+async def test_an_html_page_is_not_an_image(cdn: HostileCDN, tmp_path: Path) -> None:
     """A 200 text/html answer (a login page) is a DownloadError, not a .html file."""
     with pytest.raises(DownloadError, match="text/html"):
-        await _get(session, f"{cdn.base_url}/html", tmp_path / "x")
+        await _get(f"{cdn.base_url}/html", tmp_path / "x")
     assert _leftovers(tmp_path) == []
 
 
-async def test_a_403_is_not_retried(
-    cdn: HostileCDN, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
+async def test_a_403_is_not_retried(cdn: HostileCDN, tmp_path: Path) -> None:
     """The image host's 403 is a DownloadError with its status, after one request."""
     with pytest.raises(DownloadError) as info:
-        await _get(session, f"{cdn.base_url}/forbidden", tmp_path / "x")
+        await _get(f"{cdn.base_url}/forbidden", tmp_path / "x")
     assert info.value.status_code == 403
     assert cdn.hits["forbidden"] == 1
 
 
-async def test_5xx_is_retried_then_succeeds(
-    cdn: HostileCDN, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
+async def test_5xx_is_retried_then_succeeds(cdn: HostileCDN, tmp_path: Path) -> None:
     """Two 503s, then the image: written after three requests."""
-    path = await _get(session, f"{cdn.base_url}/flaky", tmp_path / "x")
+    path = await _get(f"{cdn.base_url}/flaky", tmp_path / "x")
     assert path.read_bytes() == PNG
     assert cdn.hits["flaky"] == 3
 
 
-async def test_a_429_is_retried(
-    cdn: HostileCDN, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
+async def test_a_429_is_retried(cdn: HostileCDN, tmp_path: Path) -> None:
     """The image host's 429 is worth another attempt."""
-    path = await _get(session, f"{cdn.base_url}/limited", tmp_path / "x")
+    path = await _get(f"{cdn.base_url}/limited", tmp_path / "x")
     assert path.read_bytes() == PNG
     assert cdn.hits["limited"] == 2
 
 
-async def test_5xx_past_the_retries_is_an_error(
-    cdn: HostileCDN, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
+async def test_5xx_past_the_retries_is_an_error(cdn: HostileCDN, tmp_path: Path) -> None:
     """A host that keeps answering 502 gives up after max_retries."""
     with pytest.raises(DownloadError) as info:
-        await _get(session, f"{cdn.base_url}/down", tmp_path / "x")
+        await _get(f"{cdn.base_url}/down", tmp_path / "x")
     assert info.value.status_code == 502
     assert cdn.hits["down"] == FAST.max_retries + 1
 
 
-async def test_an_unreachable_host_is_a_download_error(
-    session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
+async def test_an_unreachable_host_is_a_download_error(tmp_path: Path) -> None:
     """Connection refused, after retries: DownloadError, not an aiohttp exception."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(DownloadError, match="download failed"):
-        await _get(session, f"http://127.0.0.1:{port}/png", tmp_path / "x")
+        await _get(f"http://127.0.0.1:{port}/png", tmp_path / "x")
 
 
 async def test_the_extension_comes_from_magic_bytes_without_a_type(
-    cdn: HostileCDN, session: aiohttp.ClientSession, tmp_path: Path
+    cdn: HostileCDN, tmp_path: Path
 ) -> None:
     """application/octet-stream with JPEG bytes becomes a .jpg."""
-    path = await _get(session, f"{cdn.base_url}/octet", tmp_path / "x")
+    path = await _get(f"{cdn.base_url}/octet", tmp_path / "x")
     assert path.name == "x.jpg"
 
 
-async def test_unknown_bytes_are_refused_and_removed(
-    cdn: HostileCDN, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
+async def test_unknown_bytes_are_refused_and_removed(cdn: HostileCDN, tmp_path: Path) -> None:
     """No type and no known magic: DownloadError, the temporary file is gone."""
     with pytest.raises(DownloadError, match="not a known image type"):
-        await _get(session, f"{cdn.base_url}/garbage", tmp_path / "x")
+        await _get(f"{cdn.base_url}/garbage", tmp_path / "x")
     assert _leftovers(tmp_path) == []
 
 
-async def test_a_destination_suffix_is_kept(
-    cdn: HostileCDN, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
+async def test_a_destination_suffix_is_kept(cdn: HostileCDN, tmp_path: Path) -> None:
     """A destination with a suffix is used as given."""
-    path = await _get(session, f"{cdn.base_url}/png", tmp_path / "keep.image")
+    path = await _get(f"{cdn.base_url}/png", tmp_path / "keep.image")
     assert path == tmp_path / "keep.image"
 
 
-async def test_no_overwrite_skips_an_existing_file(
-    cdn: HostileCDN, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
+async def test_no_overwrite_skips_an_existing_file(cdn: HostileCDN, tmp_path: Path) -> None:
     """overwrite=False with an existing destination sends no request."""
     dest = tmp_path / "x.png"
     dest.write_bytes(b"old")
-    assert await _get(session, f"{cdn.base_url}/png", dest, overwrite=False) == dest
+    assert await _get(f"{cdn.base_url}/png", dest, overwrite=False) == dest
     assert dest.read_bytes() == b"old"
     assert cdn.hits["png"] == 0
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "javascript:alert(1)", "ftp://h/x.png"])
-async def test_only_http_and_data_are_accepted(
-    session: aiohttp.ClientSession, tmp_path: Path, url: str
-) -> None:
+async def test_only_http_and_data_are_accepted(tmp_path: Path, url: str) -> None:
     """Other schemes are a ValidationError naming the image; nothing is written."""
     with pytest.raises(ValidationError, match="image: must be an absolute http"):
-        await _get(session, url, tmp_path / "x")
+        await _get(url, tmp_path / "x")
     assert _leftovers(tmp_path) == []
 
 
@@ -264,21 +245,17 @@ def _data_uri(data: bytes, media: str = "image/png") -> str:
     return f"data:{media};base64,{base64.b64encode(data).decode()}"
 
 
-async def test_a_data_uri_is_decoded_to_a_file(
-    session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
+async def test_a_data_uri_is_decoded_to_a_file(tmp_path: Path) -> None:
     """A data URI result is decoded (no request) into a .png."""
-    path = await _get(session, _data_uri(PNG), tmp_path / "inline")
+    path = await _get(_data_uri(PNG), tmp_path / "inline")
     assert path == tmp_path / "inline.png"
     assert path.read_bytes() == PNG
 
 
-async def test_a_data_uri_over_the_cap_is_refused(
-    session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
+async def test_a_data_uri_over_the_cap_is_refused(tmp_path: Path) -> None:
     """The size cap applies to data URIs too."""
     with pytest.raises(DownloadError, match="cap"):
-        await _get(session, _data_uri(PNG + b"\x00" * 4000), tmp_path / "x", max_bytes=1000)
+        await _get(_data_uri(PNG + b"\x00" * 4000), tmp_path / "x", max_bytes=1000)
     assert _leftovers(tmp_path) == []
 
 
@@ -289,12 +266,10 @@ async def test_a_data_uri_over_the_cap_is_refused(
         ("data:text/plain;base64," + base64.b64encode(b"hello").decode(), "not a known image"),
     ],
 )
-async def test_a_bad_data_uri_is_a_download_error(
-    session: aiohttp.ClientSession, tmp_path: Path, uri: str, message: str
-) -> None:
+async def test_a_bad_data_uri_is_a_download_error(tmp_path: Path, uri: str, message: str) -> None:
     """Invalid base64, or bytes that are no image: DownloadError."""
     with pytest.raises(DownloadError, match=message):
-        await _get(session, uri, tmp_path / "x")
+        await _get(uri, tmp_path / "x")
     assert _leftovers(tmp_path) == []
 
 

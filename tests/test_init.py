@@ -13,23 +13,32 @@ EXPECTED = {
     "BadRequestError",
     "BulkError",
     "BulkInput",
+    "BulkOptions",
     "BulkProgress",
     "BulkSummary",
     "CallbackPayload",
     "ClientClosedError",
     "DEFAULT_BASE_URL",
     "DownloadError",
+    "EndpointNotFoundError",
     "GenerateRequest",
     "GenerationResult",
     "ImageResult",
     "InsecureTransportWarning",
+    "InvalidTransitionError",
     "Job",
+    "JobDeadlineError",
+    "JobTimeoutError",
+    "JournalCorruptError",
     "JournalError",
+    "JournalLockedError",
+    "JournalMismatchError",
     "KNOWN_MODELS",
     "KetchupClient",
     "KetchupError",
     "MODEL_GEMINI_FLASH_IMAGE",
     "MODEL_GEMPIX2",
+    "ManyProgress",
     "NotFoundError",
     "Outcome",
     "PollPolicy",
@@ -41,8 +50,12 @@ EXPECTED = {
     "TaskFailedError",
     "TaskNotFoundError",
     "TaskStatus",
+    "UnjournaledTasksError",
+    "UnknownStatusError",
     "ValidationError",
     "__version__",
+    "request_from_dict",
+    "request_to_dict",
     "resume_bulk",
     "run_bulk",
 }
@@ -70,6 +83,9 @@ def test_error_tree_shape() -> None:
     """The error classes sit where the documented tree puts them."""
     assert issubclass(errors.ValidationError, ValueError)
     assert issubclass(errors.TaskNotFoundError, errors.NotFoundError)
+    assert issubclass(errors.EndpointNotFoundError, errors.NotFoundError)
+    assert issubclass(errors.UnknownStatusError, errors.ServerError)
+    assert issubclass(errors.JobTimeoutError, TimeoutError)
     assert issubclass(errors.APITimeoutError, errors.APIConnectionError)
     for cls in (errors.BadRequestError, errors.AuthenticationError, errors.RateLimitError):
         assert issubclass(cls, errors.APIError)

@@ -5,13 +5,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
-from ketchup_async import GenerateRequest, KetchupClient, TaskFailedError, ValidationError
+from ketchup_async import (
+    GenerateRequest,
+    GenerationResult,
+    ImageResult,
+    Job,
+    KetchupClient,
+    ManyProgress,
+    Outcome,
+    TaskFailedError,
+    ValidationError,
+)
 from ketchup_async.testing import FakeKetchupServer
 
-from .conftest import make_client
+from .conftest import API_KEY, make_client
 
 pytestmark = pytest.mark.anyio
 
@@ -164,4 +175,84 @@ async def test_error_of_the_input_iterator_propagates(client: KetchupClient) -> 
 
     with pytest.raises(RuntimeError, match="vanished"):
         async for _ in client.generate_many(broken()):
+            pass
+
+
+async def test_slow_consumer_bounds_inputs_read_beyond_those_taken(
+    server: FakeKetchupServer,
+) -> None:
+    """Tasks created never exceed outcomes taken + concurrency, however slow the caller."""
+    concurrency = 4
+    taken = 0
+    async with make_client(server) as client:
+        async for outcome in client.generate_many(
+            [f"p{i}" for i in range(10)], concurrency=concurrency
+        ):
+            assert outcome.ok
+            assert len(server.tasks) <= taken + concurrency
+            taken += 1
+            # 30 API seconds (several render times) after the first, then a steady slow loop
+            await asyncio.sleep(0.3 if taken == 1 else 0.02)
+            assert len(server.tasks) <= taken + concurrency
+    assert taken == 10
+
+
+async def test_same_task_id_for_two_submits_gives_two_outcomes(
+    server: FakeKetchupServer,
+) -> None:
+    """Two submits answered with the same task id: one Outcome per input, each its own request."""
+    async with make_client(server) as client:
+        original = client.submit_request
+        first: list[Job] = []
+
+        async def same_id(request: GenerateRequest, **kwargs: Any) -> Job:
+            if not first:
+                first.append(await original(request, **kwargs))
+                return first[0]
+            return client.track(first[0].task_id)  # the poller hands back the same Job
+
+        client.submit_request = same_id  # type: ignore[method-assign]
+        outcomes = [o async for o in client.generate_many(["a", "b"])]
+    assert sorted(o.index for o in outcomes) == [0, 1]
+    assert {o.request.prompt for o in outcomes if o.request} == {"a", "b"}
+    assert len({o.task_id for o in outcomes}) == 1
+
+
+async def test_outcome_unwrap_gives_result_or_raises() -> None:
+    """Outcome.unwrap() returns the result of an ok outcome and raises the error otherwise."""
+    request = GenerateRequest("a")
+    result = GenerationResult("ta1", (ImageResult("https://cdn.example/a.png"),))
+    assert Outcome(request, "ta1", result).unwrap().images[0].url == "https://cdn.example/a.png"
+    error = TaskFailedError("ta2", "nope")
+    with pytest.raises(TaskFailedError):
+        Outcome(request, "ta2", error=error).unwrap()
+
+
+async def test_progress_hook_sees_every_input(server: FakeKetchupServer) -> None:
+    """on_progress gets frozen snapshots ending with every input read, submitted and done."""
+    seen: list[ManyProgress] = []
+    async with make_client(server, api_key=API_KEY) as client:
+        outcomes = [
+            o
+            async for o in client.generate_many(
+                ["a", "b", "  ", "c"], concurrency=2, on_progress=seen.append
+            )
+        ]
+    assert len(outcomes) == 4
+    last = seen[-1]
+    assert (last.read, last.submitted, last.succeeded, last.failed) == (4, 3, 3, 1)
+    assert last.done == 4
+    assert last.in_flight == 0
+    assert all(p.in_flight <= 2 for p in seen)
+    assert [p.done for p in seen] == sorted(p.done for p in seen)
+
+
+async def test_a_failing_progress_hook_ends_the_iteration(client: KetchupClient) -> None:
+    """An exception raised by on_progress ends the iteration with it."""
+
+    def broken(progress: ManyProgress) -> None:
+        raise RuntimeError("progress bar broke")
+
+    with pytest.raises(RuntimeError, match="progress bar broke"):
+        async for _ in client.generate_many(["a"], on_progress=broken):
             pass

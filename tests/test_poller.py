@@ -19,6 +19,7 @@ from ketchup_async import (
     TaskStatus,
 )
 from ketchup_async._poller import _limiter
+from ketchup_async.errors import EndpointNotFoundError
 from ketchup_async.testing import FakeKetchupServer, Faults
 
 from .conftest import API_KEY, SCALE, make_client
@@ -254,4 +255,12 @@ async def test_404_long_after_submit_fails_the_job(server: FakeKetchupServer) ->
     async with make_client(server, polling=policy) as client:
         job = client.track("ta00000000-dead-beef")
         with pytest.raises(TaskNotFoundError):
+            await job.wait(5)
+
+
+async def test_wrong_base_url_path_is_a_configuration_error(server: FakeKetchupServer) -> None:
+    """Non-API 404s on the first queries fail jobs with EndpointNotFoundError, not 'not found'."""
+    async with make_client(server, base_url=f"{server.base_url}/v2") as client:
+        job = client.track("ta00000000-dead-beef")
+        with pytest.raises(EndpointNotFoundError, match="base URL looks wrong"):
             await job.wait(5)

@@ -1,14 +1,31 @@
 """Durable bulk runs: many prompts to files, journaled, resumable, never paid twice.
 
-``run_bulk`` and ``resume_bulk`` drive a ``KetchupClient`` through its public API only. A
-SQLite journal (``_journal`` over the SQL in ``_sql``) records each input's state (the pure
+``run_bulk`` and ``resume_bulk`` (``_run``) drive a ``KetchupClient`` through its public API
+only, with one frozen ``BulkOptions`` (``_values``). A SQLite journal (``_journal``, over the
+SQL in ``_sql``; ``_manifest`` writes ``manifest.jsonl``) records each input's state (the pure
 transitions live in ``_states``); ``_runner`` turns outcomes into journal rows and files
-(``_files``); ``_progress`` is the snapshot handed to progress callbacks.
+(``_files``); ``_outdir`` says what lives where in the output directory; ``_recovery`` keeps the
+task ids a full disk kept out of the journal; ``_progress`` is the snapshot handed to progress
+callbacks.
 """
 
 from __future__ import annotations
 
+from ._journal import JOURNAL_DIR
+from ._outdir import MANIFEST_FILE
 from ._progress import BulkProgress
-from ._run import MANIFEST_FILE, BulkInput, BulkSummary, resume_bulk, run_bulk
+from ._run import resume_bulk, run_bulk
+from ._states import State
+from ._values import BulkInput, BulkOptions, BulkSummary
 
-__all__ = ["MANIFEST_FILE", "BulkInput", "BulkProgress", "BulkSummary", "resume_bulk", "run_bulk"]
+__all__ = [
+    "JOURNAL_DIR",
+    "MANIFEST_FILE",
+    "BulkInput",
+    "BulkOptions",
+    "BulkProgress",
+    "BulkSummary",
+    "State",
+    "resume_bulk",
+    "run_bulk",
+]

@@ -12,6 +12,12 @@ loop never touches SQLite. Each write is a small function of the connection run 
 SAVEPOINT, so one refused write (an invalid transition) never rolls back its neighbours.
 
 A lock file (``flock``) makes sure one process at a time drives a journal.
+
+Failures: a write that fails (a full disk, an I/O error) fails its own future, and the
+transaction it shared with others (they fail too); later writes are tried again, so a caller
+can retry what matters (a task id) once space is back. A damaged file or row is one
+``JournalCorruptError`` naming the file and the problem, never a raw traceback. The file and
+its WAL are created 0600 (``.ketchup/`` 0700): they hold the user's prompts.
 """
 
 from __future__ import annotations
@@ -29,14 +35,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import JournalCorruptError, JournalError, JournalLockedError, JournalMismatchError
 from . import _sql as sql
-from ._sql import JournalError, JournalMismatchError, Row, row_from_db
+from ._manifest import write_manifest
+from ._outdir import JOURNAL_DIR, JOURNAL_FILE, LOCK_FILE, create_private, journal_path, take_lock
+from ._recovery import Recovered
+from ._sql import Row, as_journal_error, row_from_db
 from ._states import State
-
-try:  # POSIX
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no cross-process lock
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "JOURNAL_DIR",
@@ -50,20 +55,6 @@ __all__ = [
 ]
 
 Op = Callable[[sqlite3.Connection], Any]
-
-#: The journal lives in ``<out dir>/.ketchup/``.
-JOURNAL_DIR = ".ketchup"
-JOURNAL_FILE = "journal.sqlite3"
-_LOCK_FILE = "lock"
-
-
-def journal_path(out_dir: str | os.PathLike[str]) -> Path:
-    """Where the journal of the bulk run writing into ``out_dir`` lives."""
-    return Path(out_dir) / JOURNAL_DIR / JOURNAL_FILE
-
-
-class JournalLockedError(JournalError):
-    """Another process is driving this journal."""
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -88,7 +79,6 @@ class Journal:
         self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
         self._flushing = False
         self._idle: list[asyncio.Future[None]] = []
-        self._failure: BaseException | None = None
         self._closed = False
         #: Transactions committed (for benchmarks: the group-commit ratio).
         self.commits = 0
@@ -110,8 +100,8 @@ class Journal:
         path = Path(path)
         if not create and not path.exists():
             raise JournalError(f"no journal at {str(path)!r}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = _take_lock(path.parent / _LOCK_FILE)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = take_lock(path.parent / LOCK_FILE)
         journal = cls(path, lock)
         try:
             await asyncio.wrap_future(journal._executor.submit(journal._connect))
@@ -122,14 +112,21 @@ class Journal:
 
     def _connect(self) -> None:
         try:
+            create_private(self.path)  # before SQLite: its WAL and shm files copy this mode
+        except OSError as exc:
+            raise JournalError(f"cannot create the journal {str(self.path)!r}: {exc}") from None
+        try:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the journal {str(self.path)!r}: {exc}") from None
         try:
             sql.setup(conn)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            raise JournalError(f"cannot use the journal {str(self.path)!r}: {exc}") from None
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise JournalError(f"{str(self.path)!r} is not a usable journal: {exc}") from None
+            raise JournalCorruptError(str(self.path), f"not a usable journal ({exc})") from None
         except BaseException:
             conn.close()
             raise
@@ -162,27 +159,17 @@ class Journal:
             self._conn = None
 
     async def flush(self) -> None:
-        """Wait until every queued write is committed.
-
-        Raises:
-            JournalError: A commit failed earlier (the journal is unusable).
-        """
+        """Wait until every queued write is committed (or has failed, on its own future)."""
         if self._pending or self._flushing:
             waiter: asyncio.Future[None] = self._loop.create_future()
             self._idle.append(waiter)
             await asyncio.shield(waiter)
-        self._check()
-
-    def _check(self) -> None:
-        if self._failure is not None:
-            raise JournalError(f"the journal could not be written: {self._failure}")
 
     # -- group commit -----------------------------------------------------------------------
 
     def _submit(self, op: Op) -> asyncio.Future[Any]:
         if self._closed:
             raise JournalError("the journal is closed")
-        self._check()
         future: asyncio.Future[Any] = self._loop.create_future()
         self._pending.append((op, future))
         if not self._flushing:
@@ -209,7 +196,7 @@ class Journal:
                 except Exception as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
-                    results.append((False, exc))
+                    results.append((False, as_journal_error(self.path, exc)))
                 else:
                     conn.execute("RELEASE op")
                     results.append((True, value))
@@ -226,20 +213,17 @@ class Journal:
     ) -> None:
         self._flushing = False
         error = done.exception()
-        if error is not None:
-            self._failure = error
+        if error is not None:  # the whole transaction failed: every write of it did
+            failure = as_journal_error(self.path, error)
             for _, future in batch:
-                _settle(future, False, JournalError(f"the journal could not be written: {error}"))
+                _settle(future, False, failure)
         else:
             self.commits += 1
             for (_, future), (ok, value) in zip(batch, done.result(), strict=True):
                 _settle(future, ok, value)
-        if self._pending and self._failure is None:
+        if self._pending:
             self._start_flush()
             return
-        for _, future in self._pending:  # only when this commit failed
-            _settle(future, False, JournalError(f"the journal could not be written: {error}"))
-        self._pending = []
         waiters, self._idle = self._idle, []
         for waiter in waiters:
             if not waiter.done():
@@ -299,12 +283,23 @@ class Journal:
         records: list[Sequence[Any]] = await self._submit(
             lambda c: sql.rows(c, state, after, limit)
         )
-        return [row_from_db(r) for r in records]
+        return [self._row(r) for r in records]
 
     async def row(self, key: str) -> Row | None:
         """The row of the input with ``key``, or None."""
         record: Sequence[Any] | None = await self._submit(lambda c: sql.row_by_key(c, key))
-        return None if record is None else row_from_db(record)
+        return None if record is None else self._row(record)
+
+    def _row(self, record: Sequence[Any]) -> Row:
+        try:
+            return row_from_db(record)
+        except (ValueError, TypeError) as exc:
+            raise JournalCorruptError(str(self.path), str(exc)) from None
+
+    async def has_tasks(self) -> bool:
+        """True once any input may have a task at the API (submitting or later, or a task id)."""
+        result: bool = await self._submit(sql.has_tasks)
+        return result
 
     # -- transitions ------------------------------------------------------------------------
 
@@ -320,6 +315,19 @@ class Journal:
         """
         result: tuple[int, int] = await self._submit(
             lambda c: sql.recover(c, resubmit_uncertain, time.time())
+        )
+        return result
+
+    async def attach_recovered(self, entries: Sequence[Recovered]) -> list[Recovered]:
+        """Put task ids from the recovery file back: ``submitting -> submitted`` (one commit).
+
+        Returns:
+            The entries that could not be applied (their row is in another state or has
+            another task id); entries already in the journal count as applied.
+        """
+        now = time.time()
+        result: list[Recovered] = await self._submit(
+            lambda c: [e for e in entries if not sql.attach_task(c, e.key, e.task_id, now)]
         )
         return result
 
@@ -370,24 +378,10 @@ class Journal:
 
     def write_manifest(self, dest: Path) -> asyncio.Future[int]:
         """Rewrite ``dest`` (``manifest.jsonl``) atomically from the journal; return its lines."""
-        return self._submit(lambda c: sql.write_manifest(c, dest))
+        return self._submit(lambda c: write_manifest(c, dest))
 
     def _transition(
         self, seq: int, target: State, values: dict[str, Any], source: State | None = None
     ) -> asyncio.Future[None]:
         now = time.time()
         return self._submit(lambda c: sql.transition(c, seq, target, values, now, source))
-
-
-def _take_lock(path: Path) -> IO[bytes] | None:
-    if fcntl is None:  # pragma: no cover - Windows
-        return None
-    handle = open(path, "a+b")  # noqa: SIM115 - held open for the journal's lifetime
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise JournalLockedError(
-            f"another ketchup run is using {str(path.parent.parent)!r} (its journal is locked)"
-        ) from None
-    return handle

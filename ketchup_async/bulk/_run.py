@@ -5,6 +5,13 @@ every transition and downloads each result as it arrives; ``resume_bulk`` picks 
 stopped (Ctrl-C, crash, SIGKILL, power cut) without submitting anything twice. Both end by
 rewriting ``<out_dir>/manifest.jsonl`` atomically from the journal.
 
+A run starts only in a new or empty directory or one of its own (``_outdir``); every option
+lives in one frozen ``BulkOptions`` (``run_bulk``/``resume_bulk`` also take its fields as
+keywords). A run is bound to its API's base URL once a task exists (before that, a resume may
+use another URL). Only the client's public API is used (``KetchupClient`` methods and the names
+of ``ketchup_async.__all__``); they are imported from the modules that define them, because
+``ketchup_async/__init__`` imports this package (``from .. import`` would be a cycle).
+
 Example::
 
     async with KetchupClient() as client:
@@ -15,23 +22,27 @@ Example::
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
-from collections.abc import AsyncIterable, Callable, Iterable
-from decimal import Decimal
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import attrs
 
-from .._converter import unstructure_request
-from .._many import aiter_inputs
+from .._converter import request_to_dict
 from .._models import GenerateRequest
-from ..errors import BulkError, ValidationError
-from ._journal import Journal, JournalError, journal_path
+from ..errors import BulkError, JournalError, KetchupError, ValidationError
+from . import _outdir
+from ._journal import Journal
+from ._outdir import MANIFEST_FILE, journal_path
 from ._progress import BulkProgress
+from ._recovery import read_recovered
 from ._runner import BulkRunner
 from ._states import State
+from ._values import BulkInput, BulkOptions, BulkSummary
 
 if TYPE_CHECKING:
     from .._client import KetchupClient
@@ -40,112 +51,72 @@ __all__ = [
     "MANIFEST_FILE",
     "BulkError",
     "BulkInput",
+    "BulkOptions",
     "BulkProgress",
     "BulkSummary",
+    "request_json",
     "resume_bulk",
     "run_bulk",
 ]
 
-#: The manifest's name in the output directory.
-MANIFEST_FILE = "manifest.jsonl"
+logger = logging.getLogger("ketchup_async")
+
 _INGEST_BATCH = 2000
 
 
-@attrs.frozen
-class BulkInput:
-    """One input of a bulk run: a stable key (file names, manifest ``id``) and its request.
-
-    Attributes:
-        key: Unique within the run, e.g. a JSONL ``id`` or the input's line number.
-        request: What to generate.
-    """
-
-    key: str
-    request: GenerateRequest
-
-    def __attrs_post_init__(self) -> None:
-        if not isinstance(self.key, str) or not self.key or "\x00" in self.key:
-            raise ValidationError("key", f"must be a non-empty string, got {self.key!r}")
-
-
-@attrs.frozen
-class BulkSummary:
-    """How a bulk run ended (the whole journal, plus what this run did).
-
-    Attributes:
-        out_dir: The output directory.
-        manifest: The manifest written at the end.
-        total: Inputs in the journal.
-        succeeded: Inputs whose task succeeded.
-        failed: Inputs that failed (the task failed, or the submit was refused).
-        uncertain: Inputs whose submit may or may not have been charged (not resubmitted).
-        pending: Inputs not final yet (the run was interrupted): resume them.
-        missing_files: Successes without all their files on record.
-        submitted: Submits sent by this run.
-        resumed: Tasks of an earlier run re-attached by this run.
-        files_written: Files written by this run.
-        queries: Task queries this run's client sent.
-        consumed: Credits consumed by the whole journal.
-        elapsed: Seconds this run took.
-        download: Whether files were downloaded.
-    """
-
-    out_dir: Path
-    manifest: Path
-    total: int
-    succeeded: int
-    failed: int
-    uncertain: int
-    pending: int
-    missing_files: int
-    submitted: int
-    resumed: int
-    files_written: int
-    queries: int
-    consumed: Decimal
-    elapsed: float
-    download: bool
-
-    @property
-    def ok(self) -> bool:
-        """True when every input succeeded (and has its files, when downloading)."""
-        return self.succeeded == self.total and not (self.download and self.missing_files)
-
-
 def request_json(request: GenerateRequest, *, default_model: str) -> str:
-    """The canonical JSON of a request as journaled (and sent)."""
-    body = unstructure_request(request, default_model=default_model)
+    """The canonical JSON of a request as journaled (without its callback URL)."""
+    body = request_to_dict(request, default_model=default_model)
+    body.pop("callback_url", None)  # a secret token: run configuration, never on disk
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _as_input(item: object, position: int, max_images: int) -> BulkInput:
-    if isinstance(item, BulkInput):
-        return item
+async def _aiter(inputs: Iterable[object] | AsyncIterable[object]) -> AsyncIterator[object]:
+    if isinstance(inputs, AsyncIterable):
+        async for item in inputs:
+            yield item
+    else:
+        for item in inputs:
+            yield item
+
+
+def _as_input(item: object, position: int, options: BulkOptions, max_images: int) -> BulkInput:
     try:
-        if isinstance(item, GenerateRequest):
-            return BulkInput(str(position), item)
-        if isinstance(item, str):
-            return BulkInput(str(position), GenerateRequest(item, max_images=max_images))
+        if isinstance(item, BulkInput):
+            entry = item
+        elif isinstance(item, GenerateRequest):
+            entry = BulkInput(str(position), item)
+        elif isinstance(item, str):
+            entry = BulkInput(str(position), GenerateRequest(item, max_images=max_images))
+        else:
+            raise BulkError(
+                f"input {position}: must be a prompt, a GenerateRequest or a BulkInput, "
+                f"got {type(item).__name__}"
+            )
     except ValidationError as exc:
         raise BulkError(f"input {position}: {exc}") from None
-    raise BulkError(
-        f"input {position}: must be a prompt, a GenerateRequest or a BulkInput, "
-        f"got {type(item).__name__}"
-    )
+    url = entry.request.callback_url
+    if url is not None and url != options.callback_url:
+        raise BulkError(
+            f"input {position}: a bulk run takes its callback URL once, as "
+            "BulkOptions(callback_url=...), so that its secret token is never journaled"
+        )
+    return entry
 
 
 async def _ingest(
     client: KetchupClient,
     journal: Journal,
     inputs: Iterable[object] | AsyncIterable[object],
+    options: BulkOptions,
 ) -> int:
     seen: set[str] = set()
     batch: list[tuple[str, str]] = []
     added = 0
     position = 0
-    async for item in aiter_inputs(inputs):
+    async for item in _aiter(inputs):
         position += 1
-        entry = _as_input(item, position, client.max_images)
+        entry = _as_input(item, position, options, client.max_images)
         if entry.key in seen:
             raise BulkError(f"duplicate input id {entry.key!r} (input {position})")
         seen.add(entry.key)
@@ -156,17 +127,6 @@ async def _ingest(
     if batch:
         added += await journal.add_inputs(batch)
     return added
-
-
-def _prepare_dir(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BulkError(
-            f"cannot create the output directory {str(out_dir)!r}: {exc.strerror or exc}"
-        ) from None
-    if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise BulkError(f"the output directory {str(out_dir)!r} is not writable")
 
 
 async def _open(out_dir: Path, *, create: bool) -> Journal:
@@ -182,65 +142,80 @@ async def _open(out_dir: Path, *, create: bool) -> Journal:
 
 async def _check_base_url(client: KetchupClient, journal: Journal) -> None:
     stored = await journal.get_meta("base_url")
-    if stored is None:
-        await journal.set_meta("base_url", client.base_url)
-    elif stored != client.base_url:
+    if stored == client.base_url:
+        return
+    if stored is not None and await journal.has_tasks():
         raise BulkError(
             f"this run's tasks belong to {stored}, but the client talks to {client.base_url}: "
             "resume it against the same API"
         )
+    await journal.set_meta("base_url", client.base_url)  # no task yet: (re)bind the run
+
+
+async def _apply_recovered(journal: Journal, out_dir: Path) -> None:
+    path = _outdir.run_dir(out_dir) / _outdir.RECOVERY_FILE
+    entries = await anyio.to_thread.run_sync(read_recovered, path)
+    if not entries:
+        return
+    left = await journal.attach_recovered(entries)
+    for entry in left:
+        logger.error(
+            "recovered task %s of input %s does not match the journal; kept in %s",
+            entry.task_id,
+            entry.key,
+            path,
+        )
+    logger.warning("re-attached %d task id(s) from %s", len(entries) - len(left), path)
+    if not left:
+        await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+
+
+async def _finish(journal: Journal, out_dir: Path, *, failing: bool) -> None:
+    """Write the manifest and close; while another error propagates, only log their errors."""
+    try:
+        try:
+            await journal.write_manifest(out_dir / MANIFEST_FILE)
+        finally:
+            try:
+                await anyio.to_thread.run_sync(_outdir.clean_stale, out_dir)
+            finally:
+                await journal.close()
+    except (KetchupError, OSError) as exc:
+        if not failing:
+            raise
+        logger.error("the manifest of %s could not be written: %s", out_dir, exc)
 
 
 async def _execute(
     client: KetchupClient,
     out_dir: Path,
     inputs: Iterable[object] | AsyncIterable[object] | None,
-    *,
-    concurrency: int,
-    download: bool,
-    download_concurrency: int,
-    resubmit_uncertain: bool,
-    progress: Callable[[BulkProgress], None] | None,
-    progress_interval: float,
+    options: BulkOptions,
 ) -> BulkSummary:
-    for name, value in (
-        ("concurrency", concurrency),
-        ("download_concurrency", download_concurrency),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValidationError(name, f"must be a positive integer, got {value!r}")
     started = time.monotonic()
     queries = client.queries_sent
     if inputs is not None:
-        _prepare_dir(out_dir)
+        _outdir.refuse_foreign(out_dir)
+        _outdir.prepare(out_dir)
     elif not journal_path(out_dir).exists():
         raise BulkError(f"there is no bulk run to resume in {str(out_dir)!r}")
     journal = await _open(out_dir, create=inputs is not None)
-    runner: BulkRunner | None = None
+    failing = True
     try:
+        await anyio.to_thread.run_sync(_outdir.clean_stale, out_dir)
         await _check_base_url(client, journal)
+        await _apply_recovered(journal, out_dir)
         if inputs is not None:
-            await _ingest(client, journal, inputs)
-        await journal.recover(resubmit_uncertain=resubmit_uncertain)
-        runner = BulkRunner(
-            client,
-            journal,
-            out_dir,
-            concurrency=concurrency,
-            download=download,
-            download_concurrency=download_concurrency,
-            progress=progress,
-            progress_interval=progress_interval,
-        )
+            await _ingest(client, journal, inputs, options)
+        await journal.recover(resubmit_uncertain=options.resubmit_uncertain)
+        runner = BulkRunner(client, journal, out_dir, options)
         await runner.drive()
         counts = await journal.counts()
         missing = await journal.missing_files()
         consumed = await journal.consumed_total()
+        failing = False
     finally:
-        try:
-            await journal.write_manifest(out_dir / MANIFEST_FILE)
-        finally:
-            await journal.close()
+        await _finish(journal, out_dir, failing=failing)
     return BulkSummary(
         out_dir=out_dir,
         manifest=out_dir / MANIFEST_FILE,
@@ -256,21 +231,26 @@ async def _execute(
         queries=client.queries_sent - queries,
         consumed=consumed,
         elapsed=time.monotonic() - started,
-        download=download,
+        download=options.download,
     )
+
+
+def _options(options: BulkOptions | None, changes: dict[str, Any]) -> BulkOptions:
+    if options is not None and not isinstance(options, BulkOptions):
+        raise ValidationError("options", f"must be BulkOptions, got {type(options).__name__}")
+    fields = attrs.fields_dict(BulkOptions)
+    for name in changes:
+        if name not in fields:
+            raise ValidationError(name, f"is not a bulk option (one of {', '.join(fields)})")
+    return attrs.evolve(options or BulkOptions(), **changes)
 
 
 async def run_bulk(
     client: KetchupClient,
     inputs: Iterable[Any] | AsyncIterable[Any],
     out_dir: str | os.PathLike[str],
-    *,
-    concurrency: int = 128,
-    download: bool = True,
-    download_concurrency: int = 8,
-    resubmit_uncertain: bool = False,
-    progress: Callable[[BulkProgress], None] | None = None,
-    progress_interval: float = 0.1,
+    options: BulkOptions | None = None,
+    **changes: Any,
 ) -> BulkSummary:
     """Generate every input into ``out_dir``, durably; running it again resumes.
 
@@ -281,64 +261,42 @@ async def run_bulk(
     Args:
         client: An open client.
         inputs: What to generate.
-        out_dir: Where the files, ``manifest.jsonl`` and the journal (``.ketchup/``) go.
-        concurrency: Jobs in flight (submitted, not finished).
-        download: Download each result's images (``{id}.png``, ``{id}-2.png``...).
-        download_concurrency: Results downloading at once.
-        resubmit_uncertain: Submit again inputs whose earlier submit may or may not have
-            been charged (they may then be paid twice).
-        progress: Called with a ``BulkProgress`` at most every ``progress_interval`` seconds.
-        progress_interval: Seconds between two progress calls.
+        out_dir: Where the files, ``manifest.jsonl`` and the journal (``.ketchup/``) go: a new
+            or empty directory, or one of an earlier run.
+        options: How to run (``BulkOptions``; default ``BulkOptions()``).
+        **changes: Any ``BulkOptions`` field, overriding ``options`` (e.g.
+            ``concurrency=16, download=False``).
 
     Returns:
         The summary; ``summary.ok`` when every input succeeded.
 
     Raises:
-        BulkError: A bad or duplicate input, an unusable output directory, or a journal that
-            belongs to another API.
-        JournalError: The journal is locked by another run or cannot be written.
+        ValidationError: A bad option.
+        BulkError: A bad or duplicate input, an unusable or foreign output directory, or a
+            journal whose tasks belong to another API.
+        JournalError: The journal is locked by another run, damaged (``JournalCorruptError``)
+            or cannot be written; ``UnjournaledTasksError`` when task ids could only be saved
+            to the recovery file (resume the run once the disk has room).
     """
-    return await _execute(
-        client,
-        Path(out_dir),
-        inputs,
-        concurrency=concurrency,
-        download=download,
-        download_concurrency=download_concurrency,
-        resubmit_uncertain=resubmit_uncertain,
-        progress=progress,
-        progress_interval=progress_interval,
-    )
+    return await _execute(client, Path(out_dir), inputs, _options(options, changes))
 
 
 async def resume_bulk(
     client: KetchupClient,
     out_dir: str | os.PathLike[str],
-    *,
-    concurrency: int = 128,
-    download: bool = True,
-    download_concurrency: int = 8,
-    resubmit_uncertain: bool = False,
-    progress: Callable[[BulkProgress], None] | None = None,
-    progress_interval: float = 0.1,
+    options: BulkOptions | None = None,
+    **changes: Any,
 ) -> BulkSummary:
-    """Finish the bulk run journaled in ``out_dir`` (see ``run_bulk`` for the arguments).
+    """Finish the bulk run journaled in ``out_dir`` (options as for ``run_bulk``).
 
-    Tasks already submitted are re-attached (never submitted again), successes without their
-    files are downloaded, inputs never sent are submitted; an input whose submit was in flight
-    when the run stopped is ``uncertain`` and left alone unless ``resubmit_uncertain``.
+    Task ids saved in the recovery file (a full disk) are put back first; tasks already
+    submitted are re-attached with ``client.track()`` (never submitted again), successes
+    without their files are downloaded, inputs never sent are submitted; an input whose submit
+    was in flight when the run stopped is ``uncertain`` and left alone unless
+    ``resubmit_uncertain``. Leftovers of a killed run (partial downloads) are deleted.
 
     Raises:
-        BulkError: There is no journal in ``out_dir``, or it belongs to another API.
+        BulkError: There is no journal in ``out_dir``, or its tasks belong to another API.
+        JournalError: As for ``run_bulk``.
     """
-    return await _execute(
-        client,
-        Path(out_dir),
-        None,
-        concurrency=concurrency,
-        download=download,
-        download_concurrency=download_concurrency,
-        resubmit_uncertain=resubmit_uncertain,
-        progress=progress,
-        progress_interval=progress_interval,
-    )
+    return await _execute(client, Path(out_dir), None, _options(options, changes))

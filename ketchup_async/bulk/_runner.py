@@ -4,12 +4,19 @@ One pass (``BulkRunner.drive``) does, concurrently:
 - re-attach every ``submitted`` task with ``client.track()`` (no new submit);
 - download the files of every success that lacks them on disk;
 - submit every ``queued`` input through ``generate_many``, journaling ``submitting`` just before
-  each submit goes on the wire (after any ``submit_rate`` wait, holding a request slot) and the
-  task id as soon as it is known (both awaited: they guard the money);
+  each attempt goes on the wire (after any ``submit_rate`` wait, holding a request slot),
+  ``queued`` again when an attempt was refused without being charged (429/503/500, a
+  connection that never carried it: the client then waits to retry, and a run stopped during
+  that wait leaves the input ``queued``, not ``uncertain``), and the task id as soon as it is
+  known (all awaited: they guard the money);
 - record each outcome, then download its images (bounded concurrency).
 
 Outcome writes are not awaited one by one (the journal groups them into few commits); a crash
 before one is committed only means the task is re-attached on resume.
+
+A task id the journal cannot record (a full disk) is never dropped: the write is retried a
+few times, then the id is logged at ERROR and appended to the recovery file (``_recovery``),
+no new submit is sent, and the run ends with ``UnjournaledTasksError`` listing them all.
 """
 
 from __future__ import annotations
@@ -24,20 +31,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+import attrs
 
 from .._converter import request_from_dict
 from .._jobs import Job
-from .._models import GenerateRequest, GenerationResult, ImageResult, Outcome, SubmitHooks
+from .._models import GenerateRequest, GenerationResult, Outcome, SubmitHooks
 from ..errors import KetchupError, ValidationError
-from ._files import download_result, file_stem, files_missing
+from ._downloads import Downloads
 from ._journal import Journal, Row
+from ._outdir import RECOVERY_FILE, run_dir
 from ._progress import BulkProgress
+from ._recovery import Recovered, RecoveryLog, TaskIdKeeper
 from ._states import (
     State,
     is_fatal_submit_error,
     state_after_submit_error,
     state_after_task_error,
 )
+from ._values import BulkOptions
 
 if TYPE_CHECKING:
     from .._client import KetchupClient
@@ -49,12 +60,20 @@ logger = logging.getLogger("ketchup_async")
 _PAGE = 1000
 
 
+#: Seconds between tries of a task id write that failed (then the recovery file).
+TASK_ID_RETRY_DELAYS = (0.1, 0.5, 2.0)
+
+
 class _HookFailed(Exception):
     """A journal write in a submit hook failed: the run must stop (never an ``Outcome``)."""
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
         super().__init__(str(error))
+
+
+class _Stopping(Exception):
+    """The run is stopping: an attempt about to go on the wire is not sent."""
 
 
 def _consumed(value: object) -> str | None:
@@ -65,33 +84,27 @@ class BulkRunner:
     """Drives one journal's unfinished inputs; see the module docstring."""
 
     def __init__(
-        self,
-        client: KetchupClient,
-        journal: Journal,
-        out_dir: Path,
-        *,
-        concurrency: int,
-        download: bool,
-        download_concurrency: int,
-        progress: Callable[[BulkProgress], None] | None,
-        progress_interval: float,
+        self, client: KetchupClient, journal: Journal, out_dir: Path, options: BulkOptions
     ) -> None:
         self.client = client
         self.journal = journal
         self.out_dir = out_dir
-        self.concurrency = concurrency
-        self.download = download
-        self.progress = progress
-        self.progress_interval = progress_interval
+        self.options = options
+        self.download = options.download
+        self.progress: Callable[[BulkProgress], None] | None = options.progress
+
         self.counts: dict[State, int] = dict.fromkeys(State, 0)
         self.consumed = Decimal(0)
         self.finished = 0
         self.submits = 0
         self.resumed = 0
-        self.files_written = 0
-        self.download_errors = 0
-        self._slots = asyncio.Semaphore(download_concurrency)
-        self._downloads: set[asyncio.Task[None]] = set()
+        self._downloads = Downloads(
+            client,
+            journal,
+            out_dir,
+            concurrency=options.download_concurrency,
+            finished=self._download_done,
+        )
         self._tracked: set[Job] = set()
         self._seq_of_index: dict[int, Row] = {}
         self._on_the_wire: set[int] = set()  # indices journaled ``submitting``, no outcome yet
@@ -99,6 +112,12 @@ class BulkRunner:
         self._fatal: KetchupError | None = None
         self._idle = asyncio.Event()
         self._started = time.monotonic()
+        self._stopping = False
+        self._task_ids = TaskIdKeeper(
+            journal.mark_submitted,
+            RecoveryLog(run_dir(out_dir) / RECOVERY_FILE),
+            TASK_ID_RETRY_DELAYS,
+        )
 
     # -- progress ---------------------------------------------------------------------------
 
@@ -110,7 +129,7 @@ class BulkRunner:
             consumed=self.consumed,
             finished=self.finished,
             downloading=len(self._downloads),
-            files_written=self.files_written,
+            files_written=self._downloads.files_written,
             elapsed=time.monotonic() - self._started,
         )
 
@@ -118,6 +137,11 @@ class BulkRunner:
         """Call the progress callback with a snapshot (if there is one)."""
         if self.progress is not None:
             self.progress(self.snapshot())
+
+    @property
+    def files_written(self) -> int:
+        """Files written by this run."""
+        return self._downloads.files_written
 
     def _move(self, source: State, target: State) -> None:
         self.counts[source] -= 1
@@ -144,9 +168,10 @@ class BulkRunner:
         self._started = time.monotonic()
         self.report()
         ticker = asyncio.get_running_loop().create_task(self._tick()) if self.progress else None
+        await anyio.to_thread.run_sync(self._task_ids.log.open)
         try:
             if self.download:
-                await self._download_missing()
+                await self._downloads.start_missing()
             await self._reattach()
             await self._submit_queued()
             while self._tracked or self._downloads:
@@ -156,18 +181,26 @@ class BulkRunner:
             if self._fatal is not None:
                 raise self._fatal
         except _HookFailed as exc:
-            raise exc.error from None
+            if not self._task_ids.lost:
+                raise exc.error from None
         finally:
+            self._stopping = True
             if ticker is not None:
                 ticker.cancel()
                 await asyncio.gather(ticker, return_exceptions=True)
             await self._stop()
+            for _ in range(await self._task_ids.retry()):
+                self._move(State.SUBMITTING, State.SUBMITTED)
+            self._task_ids.log.close()
+        lost = self._task_ids.error()
+        if lost is not None:
+            raise lost
         self._raise_errors()
         self.report()
 
     async def _tick(self) -> None:
         while True:  # progress keeps moving (elapsed, rate, ETA) while nothing finishes
-            await asyncio.sleep(self.progress_interval)
+            await asyncio.sleep(self.options.progress_interval)
             try:
                 self.report()
             except Exception:  # a display bug must not stop a paid run
@@ -178,25 +211,22 @@ class BulkRunner:
         outcomes = cast(
             "AsyncGenerator[Outcome, None]",
             self.client.generate_many(
-                self._queued(), concurrency=self.concurrency, hooks=self._hooks
+                self._queued(), concurrency=self.options.concurrency, hooks=self._hooks
             ),
         )
         try:
             async for outcome in outcomes:
                 self._on_outcome(outcome)
                 self._raise_errors()
-        finally:  # stop submitting, let submits on the wire land in the journal, stop tracking
+        finally:  # send nothing more, let submits on the wire land in the journal, stop tracking
+            self._stopping = True
             await outcomes.aclose()
 
     async def _stop(self) -> None:
         for job in list(self._tracked):
             job.cancel()  # the task stays `submitted`: a resume re-attaches it
         self._tracked.clear()
-        downloads = list(self._downloads)
-        for task in downloads:
-            task.cancel()  # the row stays `succeeded` without files: a resume downloads them
-        if downloads:
-            await asyncio.gather(*downloads, return_exceptions=True)
+        await self._downloads.cancel()
 
     def _raise_errors(self) -> None:
         if self._errors:
@@ -215,11 +245,13 @@ class BulkRunner:
             if not page:
                 return
             for row in page:
-                if self._fatal is not None:
+                if self._fatal is not None or self._stopping:
                     return
                 after = row.seq
                 try:
                     request = request_from_dict(row.request, max_images=self.client.max_images)
+                    if self.options.callback_url is not None:
+                        request = attrs.evolve(request, callback_url=self.options.callback_url)
                 except ValidationError as exc:
                     await self._refuse(row, exc)
                     continue
@@ -237,10 +269,13 @@ class BulkRunner:
     def _hooks(self, index: int, request: GenerateRequest) -> SubmitHooks:
         return SubmitHooks(
             on_send=functools.partial(self._before_submit, index),
+            on_refused=functools.partial(self._after_refused, index),
             on_submitted=functools.partial(self._after_submit, index),
         )
 
     async def _before_submit(self, index: int) -> None:
+        if self._stopping:  # the run is ending: this attempt stays unsent, the input queued
+            raise _Stopping("the bulk run is stopping")
         try:
             await self.journal.mark_submitting(self._seq_of_index[index].seq)
         except KetchupError as exc:  # not an Outcome: nothing may be sent without this row
@@ -248,13 +283,27 @@ class BulkRunner:
         self._move(State.QUEUED, State.SUBMITTING)
         self._on_the_wire.add(index)
 
+    async def _after_refused(self, index: int) -> None:
+        """An attempt was refused, not charged: the input is ``queued`` while the client waits."""
+        if index not in self._on_the_wire:
+            return
+        try:
+            await self.journal.mark_requeued(
+                self._seq_of_index[index].seq, "refused by the API; retrying"
+            )
+        except KetchupError as exc:  # it stays `submitting`: a resume makes it uncertain
+            raise _HookFailed(exc) from exc
+        self._on_the_wire.discard(index)
+        self._move(State.SUBMITTING, State.QUEUED)
+
     async def _after_submit(self, index: int, task_id: str) -> None:
         self._on_the_wire.discard(index)
         self.submits += 1
-        try:
-            await self.journal.mark_submitted(self._seq_of_index[index].seq, task_id)
-        except KetchupError as exc:  # not an Outcome: the task exists and was paid for
-            raise _HookFailed(exc) from exc
+        row = self._seq_of_index[index]
+        error = await self._task_ids.record(Recovered(row.key, row.seq, task_id))
+        if error is not None:  # kept, logged and saved; send nothing more, end the run
+            self._stopping = True
+            raise _HookFailed(error)
         self._move(State.SUBMITTING, State.SUBMITTED)
 
     def _on_outcome(self, outcome: Outcome) -> None:
@@ -301,7 +350,7 @@ class BulkRunner:
                 job = self.client.track(
                     row.task_id,
                     request=request,
-                    has_callback=bool(row.request.get("callback_url")),
+                    has_callback=bool(self.options.callback_url or row.request.get("callback_url")),
                 )
                 self.resumed += 1
                 self._tracked.add(job)
@@ -309,7 +358,7 @@ class BulkRunner:
 
     def _on_tracked(self, row: Row, job: Job) -> None:
         self._tracked.discard(job)
-        if not job._future.cancelled():
+        if not job.cancelled():
             error = job.exception()
             if error is None:
                 self._succeeded(row, job.result())
@@ -337,45 +386,9 @@ class BulkRunner:
             self.consumed += Decimal(consumed)
         self._move(State.SUBMITTED, State.SUCCEEDED)
         if self.download:
-            self._start_download(row, result.images)
+            self._downloads.start(row, result.images)
 
-    # -- files ------------------------------------------------------------------------------
-
-    async def _download_missing(self) -> None:
-        after = 0
-        while page := await self.journal.rows(State.SUCCEEDED, after=after, limit=_PAGE):
-            after = page[-1].seq
-            missing = await anyio.to_thread.run_sync(self._missing, page)
-            for row in missing:
-                self._start_download(row, tuple(ImageResult(i) for i in row.images))
-
-    def _missing(self, rows: list[Row]) -> list[Row]:
-        return [r for r in rows if files_missing(self.out_dir, r.files, len(r.images))]
-
-    def _start_download(self, row: Row, images: tuple[ImageResult, ...]) -> None:
-        task = asyncio.get_running_loop().create_task(self._download(row, images))
-        self._downloads.add(task)
-
-        def finished(done: asyncio.Task[None]) -> None:
-            self._downloads.discard(done)
-            if not done.cancelled() and done.exception() is not None:
-                self._errors.append(done.exception())  # type: ignore[arg-type]
-            self._task_done()
-
-        task.add_done_callback(finished)
-
-    async def _download(self, row: Row, images: tuple[ImageResult, ...]) -> None:
-        async with self._slots:
-            report = await download_result(
-                self.client,
-                images,
-                self.out_dir,
-                claim=lambda n: self.journal.claim_names(row.seq, file_stem(row.key), n),
-            )
-        self.files_written += len(report.files)
-        error = None
-        if not report.complete:
-            self.download_errors += 1
-            error = "download failed: " + "; ".join(report.errors)
-            logger.warning("input %s: %s", row.key, error)
-        await self.journal.set_files(row.seq, report.files, error)
+    def _download_done(self, error: BaseException | None) -> None:
+        if error is not None:
+            self._errors.append(error)
+        self._task_done()

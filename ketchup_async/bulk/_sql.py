@@ -7,20 +7,22 @@ raises ``InvalidTransitionError``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import random
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
-
-from ..errors import JournalError
-from ._states import InvalidTransitionError, State, check_transition, sources_of
+from ..errors import (
+    InvalidTransitionError,
+    JournalCorruptError,
+    JournalError,
+    JournalMismatchError,
+    KetchupError,
+)
+from ._row import COLUMNS, Row, row_from_db
+from ._states import State, check_transition, sources_of
 
 __all__ = [
     "COLUMNS",
@@ -28,10 +30,13 @@ __all__ = [
     "JournalMismatchError",
     "Row",
     "add_inputs",
+    "as_journal_error",
+    "attach_task",
     "claim_names",
     "consumed_values",
     "counts",
     "get_meta",
+    "has_tasks",
     "missing_files",
     "recover",
     "row_by_key",
@@ -41,13 +46,9 @@ __all__ = [
     "set_meta",
     "setup",
     "transition",
-    "write_manifest",
 ]
 
 SCHEMA_VERSION = 1
-
-#: The columns a ``Row`` is built from, in order.
-COLUMNS = "seq, key, request, state, task_id, images, files, consumed, error"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -81,67 +82,17 @@ _INTERRUPTED = (
 )
 
 
-class JournalMismatchError(JournalError):
-    """An input key is already in the journal with a different request.
-
-    Attributes:
-        key: The input's key.
-    """
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        super().__init__(
-            f"input {key!r} is already in the journal with a different request "
-            "(use a new output directory to run changed inputs)"
-        )
-
-
-@attrs.frozen
-class Row:
-    """One input as the journal holds it.
-
-    Attributes:
-        seq: Position in the run (1-based, in input order).
-        key: The input's stable key (its ``id``, else its 1-based line number).
-        request: The submit body (``model``, ``prompt``, ``images``...), as sent.
-        state: Where the input stands.
-        task_id: The API's task id, once known.
-        images: The result images (URLs or data URIs) of a success.
-        files: The files written for it, relative to the output directory.
-        consumed: Credits consumed, as the API reported them.
-        error: Why it failed / is uncertain / lacks files.
-    """
-
-    seq: int
-    key: str
-    request: dict[str, Any] = attrs.field(eq=False)
-    state: State
-    task_id: str | None = None
-    images: tuple[str, ...] = ()
-    files: tuple[str, ...] = ()
-    consumed: str | None = None
-    error: str | None = None
-
-    @property
-    def prompt(self) -> str:
-        """The prompt of the request."""
-        return str(self.request.get("prompt", ""))
-
-
-def row_from_db(record: Sequence[Any]) -> Row:
-    """Build a ``Row`` from a ``SELECT`` of ``COLUMNS``."""
-    seq, key, request, state, task_id, images, files, consumed, error = record
-    return Row(
-        seq=seq,
-        key=key,
-        request=json.loads(request),
-        state=State(state),
-        task_id=task_id,
-        images=tuple(json.loads(images)) if images else (),
-        files=tuple(json.loads(files)) if files else (),
-        consumed=consumed,
-        error=error,
-    )
+def as_journal_error(path: Path, exc: BaseException) -> BaseException:
+    """What a caller sees for ``exc`` raised by SQLite or by decoding a row of ``path``."""
+    if isinstance(exc, KetchupError):
+        return exc
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return JournalCorruptError(str(path), str(exc))
+    if isinstance(exc, (ValueError, TypeError, KeyError)):
+        return JournalCorruptError(str(path), str(exc))
+    if isinstance(exc, (sqlite3.Error, OSError)):
+        return JournalError(f"the journal {str(path)!r} could not be written: {exc}")
+    return exc
 
 
 def setup(conn: sqlite3.Connection) -> None:
@@ -208,8 +159,21 @@ def counts(conn: sqlite3.Connection) -> dict[State, int]:
     """Inputs per state, every state included."""
     result = dict.fromkeys(State, 0)
     for state, number in conn.execute("SELECT state, COUNT(*) FROM inputs GROUP BY state"):
-        result[State(state)] = number
+        try:
+            result[State(state)] = number
+        except ValueError:
+            raise ValueError(f"{number} row(s) have the unknown state {state!r}") from None
     return result
+
+
+def has_tasks(conn: sqlite3.Connection) -> bool:
+    """True if any input has a task id or may have one (its submit went out)."""
+    maybe = sorted(s.value for s in (State.SUBMITTING, State.SUBMITTED, State.UNCERTAIN))
+    record = conn.execute(
+        "SELECT 1 FROM inputs WHERE task_id IS NOT NULL OR state IN (?, ?, ?) LIMIT 1",
+        maybe,
+    ).fetchone()
+    return record is not None
 
 
 def missing_files(conn: sqlite3.Connection) -> int:
@@ -282,8 +246,25 @@ def transition(
         raise JournalError(f"there is no input #{seq} in the journal")
     check_transition(State(record[0]), target)
     if source is not None:
-        raise InvalidTransitionError(State(record[0]), target)
+        raise InvalidTransitionError(record[0], target.value)
     raise JournalError(f"input #{seq} could not be updated")  # pragma: no cover
+
+
+def attach_task(conn: sqlite3.Connection, key: str, task_id: str, now: float) -> bool:
+    """Record a recovered task id: ``submitting -> submitted``; True if it is now recorded.
+
+    False when the row is missing, in another state, or has another task id.
+    """
+    record = conn.execute("SELECT seq, state, task_id FROM inputs WHERE key = ?", (key,)).fetchone()
+    if record is None:
+        return False
+    seq, state, known = record
+    if known is not None:
+        return bool(known == task_id)
+    if state != State.SUBMITTING.value:
+        return False
+    transition(conn, seq, State.SUBMITTED, {"task_id": task_id}, now, State.SUBMITTING)
+    return True
 
 
 def recover(conn: sqlite3.Connection, resubmit_uncertain: bool, now: float) -> tuple[int, int]:
@@ -344,35 +325,3 @@ def claim_names(conn: sqlite3.Connection, seq: int, base: str, count: int) -> li
             candidate = f"{natural}-{digest}"
         stems.append(candidate)
     return stems
-
-
-def write_manifest(conn: sqlite3.Connection, dest: Path) -> int:
-    """Write every row as one JSON line to ``dest`` atomically; return the line count."""
-    part = dest.with_name(f".{dest.name}.{os.getpid()}.{random.getrandbits(32):08x}.part")
-    lines = 0
-    try:
-        with open(part, "w", encoding="utf-8", newline="\n") as handle:
-            cursor = conn.execute(
-                "SELECT key, request, state, task_id, files, consumed, error "
-                "FROM inputs ORDER BY seq"
-            )
-            for key, request, state, task_id, files, consumed, error in cursor:
-                entry = {
-                    "id": key,
-                    "prompt": json.loads(request).get("prompt"),
-                    "task_id": task_id,
-                    "status": state,
-                    "files": json.loads(files) if files else [],
-                    "consumed": consumed,
-                    "error": error,
-                }
-                handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-                lines += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(part, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            part.unlink()
-        raise
-    return lines

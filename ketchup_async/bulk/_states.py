@@ -25,6 +25,7 @@ from ..errors import (
     APIConnectionError,
     AuthenticationError,
     ClientClosedError,
+    InvalidTransitionError,
     KetchupError,
     NotFoundError,
     RateLimitError,
@@ -80,15 +81,6 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
 }
 
 
-class InvalidTransitionError(KetchupError):
-    """A state change that the transition table does not allow (a bug, never user input)."""
-
-    def __init__(self, current: State, target: State) -> None:
-        self.current = current
-        self.target = target
-        super().__init__(f"an input cannot go from {current.value!r} to {target.value!r}")
-
-
 def can_transition(current: State, target: State) -> bool:
     """True when ``current -> target`` is in the transition table."""
     return target in TRANSITIONS[current]
@@ -101,7 +93,7 @@ def check_transition(current: State, target: State) -> State:
         InvalidTransitionError: The transition is not in the table.
     """
     if not can_transition(current, target):
-        raise InvalidTransitionError(current, target)
+        raise InvalidTransitionError(current.value, target.value)
     return target
 
 

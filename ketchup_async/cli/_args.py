@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 
-from .._version import __version__
-from ..testing._cli import add_arguments as add_fake_server_arguments
+from .. import __version__
+from ..testing import add_server_arguments
 
 __all__ = ["DEFAULT_DEMO_DIR", "UsageError", "build_parser"]
 
@@ -47,14 +47,57 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _add_connection(parser: argparse.ArgumentParser) -> None:
+EPILOG = """\
+exit status:
+  0    every input succeeded (status: every task was read)
+  1    some inputs failed, are uncertain or not finished (see the summary)
+  2    usage error (bad flag, input file, key or directory): nothing was sent
+  4    the run's journal cannot be used (locked by another run, corrupt, or a write
+       failed, e.g. a full disk): fix the cause, then `ketchup resume DIR`
+  130  interrupted (Ctrl-C); 143 terminated (SIGTERM): `ketchup resume DIR` continues
+
+The API key comes from $KETCHUP_API_KEY or --api-key-file, never from the command line.
+-v, --base-url and --api-key-file may come before or after the command.
+"""
+
+
+def _add_global(parser: argparse.ArgumentParser, *, top: bool, connection: bool) -> None:
+    """The flags accepted before and after the command.
+
+    After the command, they default to ``SUPPRESS`` so that they do not undo the same flag
+    given before it.
+    """
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
     add = parser.add_argument
-    add("--base-url", metavar="URL", help="API root (default: $KETCHUP_BASE_URL, else the API)")
+    add(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default(False),
+        help="log what the SDK does (every request, every retry) on stderr",
+    )
+    if not connection:
+        return
+    add(
+        "--base-url",
+        metavar="URL",
+        default=default(None),
+        help="API root (default: $KETCHUP_BASE_URL, else https://api.defapi.org)",
+    )
     add(
         "--api-key-file",
         metavar="FILE",
+        default=default(None),
         help="read the API key from FILE (default: $KETCHUP_API_KEY); mode 600 or stricter",
     )
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    _add_global(parser, top=False, connection=True)
+    add = parser.add_argument
     add("--api-key", nargs="?", action=_RefuseApiKey, help=argparse.SUPPRESS)
     add(
         "--time-scale",
@@ -90,9 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ketchup",
         description="Generate images with the Ketchup API (google/gempix2), many at once.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"ketchup-async {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what the SDK does")
+    _add_global(parser, top=True, connection=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     gen = commands.add_parser(
@@ -137,8 +182,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(resume)
     _add_connection(resume)
 
-    status = commands.add_parser("status", help="query tasks by id")
-    status.add_argument("task_ids", nargs="+", metavar="TASK_ID")
+    status = commands.add_parser(
+        "status",
+        help="query tasks by id (a line each, or --json)",
+        description="Query each task once and print its status, credits and image URLs "
+        "(whole, never cut: piped output is the same). Exit status 1 if a task could not be "
+        "read (not found, or an error).",
+    )
+    status.add_argument("task_ids", nargs="+", metavar="TASK_ID", help="task ids (ta...)")
+    status.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per task id, in order: task_id, status, consumed, images, "
+        "reason, error",
+    )
     _add_connection(status)
 
     fake = commands.add_parser(
@@ -146,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a fake Ketchup API (for tests and benchmarks)",
         description="Run a fake Ketchup API and its image CDN until Ctrl-C.",
     )
-    add_fake_server_arguments(fake)
+    add_server_arguments(fake)
+    _add_global(fake, top=False, connection=False)
 
     demo = commands.add_parser(
         "demo",
@@ -177,4 +235,5 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         help="real seconds per API second (default: %(default)s, ten times real speed)",
     )
+    _add_global(demo, top=False, connection=False)
     return parser

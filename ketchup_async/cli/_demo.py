@@ -10,14 +10,22 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from .._client import KetchupClient
-from .._models import GenerateRequest, PollPolicy, RetryPolicy
-from ..bulk import MANIFEST_FILE, BulkInput, BulkProgress, BulkSummary, run_bulk
-from ..bulk._journal import JOURNAL_DIR
+from .. import (
+    BulkInput,
+    BulkProgress,
+    BulkSummary,
+    GenerateRequest,
+    KetchupClient,
+    PollPolicy,
+    RetryPolicy,
+    run_bulk,
+)
+from ..bulk import JOURNAL_DIR, MANIFEST_FILE
 from ..testing import FakeKetchupServer
 from ._args import UsageError
-from ._commands import run_bulk_command
+from ._bulk import run_bulk_command
 
 __all__ = ["cmd_demo", "demo_inputs", "sample_prompts"]
 
@@ -87,6 +95,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 base_url=server.base_url,
                 polling=PollPolicy().scaled(scale),
                 retry=RetryPolicy().scaled(scale),
+                download_hosts=[urlsplit(server.cdn_url).hostname or "127.0.0.1"],
             ) as ketchup:
                 yield ketchup
 

@@ -12,10 +12,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from .._models import GenerateRequest
-from .._validate import DEFAULT_MAX_IMAGES, check_images
-from ..bulk import BulkInput
-from ..errors import ValidationError
+from .. import BulkInput, GenerateRequest, ValidationError
 from ._args import UsageError
 
 __all__ = ["check_model_name", "load_inputs"]
@@ -60,18 +57,27 @@ def _txt(
         yield BulkInput(str(number), request)
 
 
+def _column(line: str, error: json.JSONDecodeError) -> int:
+    """The 1-based column of ``error`` in the file's line (not the parser's own position)."""
+    content = line.rstrip("\r\n")
+    return min(error.pos, len(content)) + 1
+
+
 def _jsonl_entry(
     number: int, line: str, name: str, model: str | None, images: tuple[str, ...]
 ) -> BulkInput:
     where = f"{name} line {number}"
     try:
         data = json.loads(line)
-    except ValueError as exc:
-        raise UsageError(f"{where}: invalid JSON ({exc})") from None
+    except json.JSONDecodeError as exc:
+        column = _column(line, exc)
+        raise UsageError(f"{where}, column {column}: invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise UsageError(f"{where}: invalid JSON (nested too deeply)") from None
     if not isinstance(data, dict):
         raise UsageError(f"{where}: expected a JSON object, got {type(data).__name__}")
     key = data.get("id", number)
-    if isinstance(key, bool) or not isinstance(key, (str, int)) or str(key) == "":
+    if not (isinstance(key, (str, int)) and not isinstance(key, bool)) or str(key) == "":
         raise UsageError(f"{where}: id must be a non-empty string or an integer, got {key!r}")
     if "prompt" not in data:
         raise UsageError(f"{where}: prompt is required")
@@ -124,9 +130,9 @@ def load_inputs(
     if model is not None:
         check_model_name(model, where="--model")
     try:
-        refs = check_images(list(images), max_images=DEFAULT_MAX_IMAGES, field="--image")
+        refs = GenerateRequest("--image", images=tuple(images)).images
     except ValidationError as exc:
-        raise UsageError(f"{exc.field}: {exc.problem}") from None
+        raise UsageError(f"--{exc.field.replace('images', 'image')}: {exc.problem}") from None
     if source == "-":
         text = list(stdin if stdin is not None else sys.stdin)
         name = "stdin"

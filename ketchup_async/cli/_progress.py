@@ -1,16 +1,21 @@
-"""Progress and summaries: a rich live bar on a terminal, plain periodic lines otherwise."""
+"""Progress and summaries: a rich live bar on a terminal, plain periodic lines otherwise.
+
+Both reporters also watch the API's health (``_health``): a failed-request count in the
+progress line, and one warning line on stderr when the API stops answering.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
 from collections.abc import Callable
 from decimal import Decimal
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from ..bulk import BulkProgress, BulkSummary
-from ..bulk._states import State
-from ._args import UsageError
+from ..bulk import BulkProgress, BulkSummary, State
+from ._health import ApiHealth
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -20,20 +25,9 @@ __all__ = [
     "RichProgress",
     "format_duration",
     "format_line",
-    "load_rich",
     "make_reporter",
     "print_summary",
 ]
-
-
-def load_rich() -> None:
-    """Fail with one clear line if rich (the ``cli`` extra) is not installed."""
-    try:
-        import rich  # noqa: F401
-    except ImportError:
-        raise UsageError(
-            "the ketchup command needs the 'rich' package: pip install 'ketchup-async[cli]'"
-        ) from None
 
 
 def format_duration(seconds: float | None) -> str:
@@ -58,33 +52,74 @@ def _states(p: BulkProgress) -> str:
     return f"{text}  in flight {p.in_flight}"
 
 
-def format_line(p: BulkProgress) -> str:
-    """One plain progress line."""
-    return (
+def format_line(p: BulkProgress, errors: int = 0) -> str:
+    """One plain progress line (with the failed-request count when there is one)."""
+    line = (
         f"[{p.elapsed:7.1f}s] {p.done}/{p.total} done | {_states(p)} | "
         f"{_credits(p.consumed)} credits | {p.rate:.1f}/s | ETA {format_duration(p.eta)}"
     )
+    return f"{line} | {_errors(errors)}" if errors else line
+
+
+def _errors(count: int) -> str:
+    return f"{count:,} failed request{'' if count == 1 else 's'}"
+
+
+def _count(name: str, value: int, style: str) -> str:
+    """``failed 3`` in ``style`` when it is not zero (rich markup)."""
+    return f"[{style}]{name} {value}[/]" if value else f"{name} 0"
+
+
+def _uncertain(value: int) -> str:
+    """`` · uncertain 3`` (rich markup), shown only when there are some."""
+    return f" · [yellow]uncertain {value}[/]" if value else ""
+
+
+def _stopped_by_user(exc_type: type[BaseException] | None) -> bool:
+    """True when the run ended normally or was interrupted (the last line is worth showing)."""
+    return exc_type is None or issubclass(exc_type, (asyncio.CancelledError, KeyboardInterrupt))
+
+
+class _Watch:
+    """What both reporters share: the API's health, and its warning lines on stderr."""
+
+    def __init__(self, health: ApiHealth, out_dir: str, clock: Callable[[], float]) -> None:
+        self.health = health
+        self.out_dir = out_dir
+        self.clock = clock
+
+    def check(self, progress: BulkProgress) -> None:
+        if self.health.on_progress(progress):
+            print("ketchup: the API answers again", file=sys.stderr, flush=True)
+        warning = self.health.warning(self.clock(), self.out_dir)
+        if warning is not None:
+            print(f"ketchup: warning: {warning}", file=sys.stderr, flush=True)
 
 
 class PlainProgress:
-    """Prints a progress line every ``interval`` seconds and one at the end."""
+    """Prints a progress line every ``interval`` seconds and, unless the run failed, the last."""
 
     def __init__(
         self,
         stream: IO[str],
         *,
+        health: ApiHealth,
+        out_dir: str,
         interval: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream = stream
         self.interval = interval
         self.clock = clock
+        self._watch = _Watch(health, out_dir, clock)
         self._last: float | None = None
         self._latest: BulkProgress | None = None
+        self._printed: BulkProgress | None = None
 
     def __call__(self, progress: BulkProgress) -> None:
         """Remember ``progress``; print it if the last line is ``interval`` old."""
         self._latest = progress
+        self._watch.check(progress)
         now = self.clock()
         if self._last is None:
             self._last = now  # the first line comes one interval in
@@ -93,52 +128,84 @@ class PlainProgress:
             self._print(progress)
 
     def _print(self, progress: BulkProgress) -> None:
-        print(format_line(progress), file=self.stream, flush=True)
+        if progress is self._printed:
+            return
+        self._printed = progress
+        line = format_line(progress, self._watch.health.errors)
+        print(line, file=self.stream, flush=True)
 
     def __enter__(self) -> PlainProgress:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._latest is not None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        if self._latest is not None and _stopped_by_user(exc_type):
             self._print(self._latest)
 
 
 class RichProgress:
-    """A live rich progress bar: done/total, states, credits, rate and ETA."""
+    """A live rich progress bar: done/total, states, credits, rate, ETA and failed requests."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(
+        self,
+        console: Console,
+        *,
+        health: ApiHealth,
+        out_dir: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+        self._watch = _Watch(health, out_dir, clock)
         self._progress = Progress(
-            TextColumn("[bold]ketchup"),
-            BarColumn(),
+            BarColumn(bar_width=12),
             MofNCompleteColumn(),
-            TextColumn("[green]✓ {task.fields[ok]}[/] [red]✗ {task.fields[failed]}[/]"),
-            TextColumn("[yellow]? {task.fields[uncertain]}[/] ⋯ {task.fields[flight]}"),
-            TextColumn("{task.fields[credits]} credits"),
-            TextColumn("{task.fields[rate]}/s  ETA {task.fields[eta]}"),
+            TextColumn(
+                "[green]ok {task.fields[ok]}[/] · {task.fields[failed]} · "
+                "in flight {task.fields[flight]}{task.fields[uncertain]}"
+            ),
+            TextColumn(
+                "│ {task.fields[credits]} credits │ {task.fields[rate]}/s │ ETA {task.fields[eta]}"
+            ),
+            TextColumn("{task.fields[errors]}"),
             console=console,
             transient=False,
             refresh_per_second=8,
         )
         self._task = self._progress.add_task(
-            "run", total=None, ok=0, failed=0, uncertain=0, flight=0, credits="0", rate="0", eta="?"
+            "run",
+            total=None,
+            ok=0,
+            failed="failed 0",
+            uncertain="",
+            flight=0,
+            credits="0.00",
+            rate="0.0",
+            eta="?",
+            errors="",
         )
 
     def __call__(self, progress: BulkProgress) -> None:
         """Update the bar."""
+        self._watch.check(progress)
         c = progress.counts
+        errors = self._watch.health.errors
         self._progress.update(
             self._task,
             total=progress.total,
             completed=progress.done,
             ok=c[State.SUCCEEDED],
-            failed=c[State.FAILED],
-            uncertain=c[State.UNCERTAIN],
+            failed=_count("failed", c[State.FAILED], "red"),
+            uncertain=_uncertain(c[State.UNCERTAIN]),
             flight=progress.in_flight,
             credits=_credits(progress.consumed),
             rate=f"{progress.rate:.1f}",
             eta=format_duration(progress.eta),
+            errors=f"│ [red]{_errors(errors)}[/]" if errors else "",
         )
 
     def __enter__(self) -> RichProgress:
@@ -151,14 +218,18 @@ class RichProgress:
         exc: BaseException | None = None,
         tb: TracebackType | None = None,
     ) -> None:
+        if not _stopped_by_user(exc_type):
+            self._progress.live.transient = True  # the run failed: its error says it all
         self._progress.stop()
 
 
-def make_reporter(console: Console, stream: IO[str]) -> RichProgress | PlainProgress:
+def make_reporter(
+    console: Console, stream: IO[str], *, health: ApiHealth, out_dir: str
+) -> RichProgress | PlainProgress:
     """A rich bar when ``stream`` is a terminal, else plain lines every 2 s."""
     if console.is_terminal and stream.isatty():
-        return RichProgress(console)
-    return PlainProgress(stream)
+        return RichProgress(console, health=health, out_dir=out_dir)
+    return PlainProgress(stream, health=health, out_dir=out_dir)
 
 
 def _rows(summary: BulkSummary) -> list[tuple[str, str]]:

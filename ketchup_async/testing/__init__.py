@@ -10,9 +10,19 @@ Example::
 
 from __future__ import annotations
 
+from ._cli import add_arguments as add_server_arguments
+from ._cli import run as run_server
 from ._png import make_png
 from ._server import FakeKetchupServer
 from ._state import FakeTask, Faults
 from ._stats import FakeStats
 
-__all__ = ["FakeKetchupServer", "FakeStats", "FakeTask", "Faults", "make_png"]
+__all__ = [
+    "FakeKetchupServer",
+    "FakeStats",
+    "FakeTask",
+    "Faults",
+    "add_server_arguments",
+    "make_png",
+    "run_server",
+]

@@ -29,31 +29,122 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY",
         help=f"accepted API key, repeatable (default: {DEFAULT_API_KEY})",
     )
-    add("--render-time", type=float, default=8.0, help="median render time, API seconds")
-    add("--render-sigma", type=float, default=0.5, help="log-normal sigma of render time")
-    add("--time-scale", type=float, default=1.0, help="real seconds per API second")
-    add("--failure-rate", type=float, default=0.0, help="probability a task fails")
-    add("--seed", type=int, default=0, help="RNG seed")
-    add("--result-mode", choices=("url", "data_uri"), default="url", help="result image form")
-    add("--images-per-task", type=int, default=1, help="images per successful task")
-    add("--visibility-delay", type=float, default=0.0, help="API seconds of 404 after submit")
-    add("--query-rate-limit", type=float, default=None, help="queries per API second")
-    add("--submit-rate-limit", type=float, default=None, help="submits per API second")
-    add("--retry-after", type=float, default=1.0, help="Retry-After on 429, API seconds")
-    add("--callback-drop-rate", type=float, default=0.0, help="probability a callback is lost")
-    add("--callback-duplicate-rate", type=float, default=0.0, help="probability of 2 callbacks")
-    add("--callback-delay", type=float, default=0.0, help="API seconds before a callback")
-    add("--error-500-rate", type=float, default=0.0, help="probability of a 500 answer")
-    add("--html-502-rate", type=float, default=0.0, help="probability of an HTML 502 answer")
-    add("--reset-rate", type=float, default=0.0, help="probability of a connection reset")
+    add(
+        "--render-time",
+        type=float,
+        default=8.0,
+        help="median render time, API seconds (default: %(default)s)",
+    )
+    add(
+        "--render-sigma",
+        type=float,
+        default=0.5,
+        help="log-normal sigma of render time (default: %(default)s)",
+    )
+    add(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="real seconds per API second (default: %(default)s)",
+    )
+    add(
+        "--failure-rate",
+        type=float,
+        default=0.0,
+        help="probability a task fails (default: %(default)s)",
+    )
+    add("--seed", type=int, default=0, help="RNG seed (default: %(default)s)")
+    add(
+        "--result-mode",
+        choices=("url", "data_uri"),
+        default="url",
+        help="result image form (default: %(default)s)",
+    )
+    add(
+        "--images-per-task",
+        type=int,
+        default=1,
+        help="images per successful task (default: %(default)s)",
+    )
+    add(
+        "--visibility-delay",
+        type=float,
+        default=0.0,
+        help="API seconds of 404 after submit (default: %(default)s)",
+    )
+    add(
+        "--query-rate-limit",
+        type=float,
+        default=None,
+        help="queries per API second (default: no limit)",
+    )
+    add(
+        "--submit-rate-limit",
+        type=float,
+        default=None,
+        help="submits per API second (default: no limit)",
+    )
+    add(
+        "--retry-after",
+        type=float,
+        default=1.0,
+        help="Retry-After on 429, API seconds (default: %(default)s)",
+    )
+    add(
+        "--callback-drop-rate",
+        type=float,
+        default=0.0,
+        help="probability a callback is lost (default: %(default)s)",
+    )
+    add(
+        "--callback-duplicate-rate",
+        type=float,
+        default=0.0,
+        help="probability of 2 callbacks (default: %(default)s)",
+    )
+    add(
+        "--callback-delay",
+        type=float,
+        default=0.0,
+        help="API seconds before a callback (default: %(default)s)",
+    )
+    add(
+        "--error-500-rate",
+        type=float,
+        default=0.0,
+        help="probability of a 500 answer (default: %(default)s)",
+    )
+    add(
+        "--html-502-rate",
+        type=float,
+        default=0.0,
+        help="probability of an HTML 502 answer (default: %(default)s)",
+    )
+    add(
+        "--reset-rate",
+        type=float,
+        default=0.0,
+        help="probability of a connection reset (default: %(default)s)",
+    )
     add(
         "--reset-after-accept-rate",
         type=float,
         default=0.0,
-        help="probability a submit creates the task, then resets the connection",
+        help="probability a submit creates the task, then resets the connection "
+        "(default: %(default)s)",
     )
-    add("--latency", type=float, default=0.0, help="REAL seconds added to API answers")
-    add("--latency-rate", type=float, default=1.0, help="probability --latency applies")
+    add(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="REAL seconds added to API answers (default: %(default)s)",
+    )
+    add(
+        "--latency-rate",
+        type=float,
+        default=1.0,
+        help="probability --latency applies (default: %(default)s)",
+    )
     add("--extra-fields", action="store_true", help="add unknown keys to JSON responses")
     add("--omit-consumed", action="store_true", help="leave `consumed` out of query answers")
     add(

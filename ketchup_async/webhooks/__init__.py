@@ -13,19 +13,23 @@ For FastAPI/Starlette (or anything else), feed ``receiver.handle(token, body)`` 
 (read it with ``read_body`` to cap it) and answer with the status and JSON it returns.
 
 Modules: ``_receiver`` (the receiver and its aiohttp route), ``_parse`` (bodies to
-``CallbackPayload``), ``_tokens`` (secret path tokens and their redaction in logs).
+``CallbackPayload``), ``_tokens`` (secret path tokens and their redaction in logs), ``_relay``
+(callbacks handed between the workers of one backend over Redis).
 """
 
 from __future__ import annotations
 
 from ._parse import MAX_CALLBACK_BYTES, parse_callback, read_body
 from ._receiver import DEFAULT_PATH, WebhookReceiver, WebhookStats
+from ._relay import RedisRelay, RelayStats
 from ._tokens import MIN_TOKEN_CHARS, new_token
 
 __all__ = [
     "DEFAULT_PATH",
     "MAX_CALLBACK_BYTES",
     "MIN_TOKEN_CHARS",
+    "RedisRelay",
+    "RelayStats",
     "WebhookReceiver",
     "WebhookStats",
     "new_token",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import warnings
@@ -13,9 +14,11 @@ import attrs
 from aiohttp import web
 
 from .. import _validate
-from .._client import InsecureTransportWarning, KetchupClient, _is_loopback
+from .._addresses import is_loopback_host
+from .._client import InsecureTransportWarning, KetchupClient
 from ..errors import ClientClosedError, ValidationError
 from ._parse import MAX_CALLBACK_BYTES, parse_callback, read_body
+from ._relay import RedisRelay
 from ._tokens import (
     RedactTokens,
     check_path,
@@ -40,9 +43,13 @@ def _client(instance: object, attribute: attrs.Attribute[KetchupClient], value: 
         raise ValidationError("client", f"must be a KetchupClient, got {type(value).__name__}")
 
 
+def _relay(instance: object, attribute: attrs.Attribute[RedisRelay | None], value: object) -> None:
+    if value is not None and not isinstance(value, RedisRelay):
+        raise ValidationError("relay", f"must be a RedisRelay, got {type(value).__name__}")
+
+
 def _max_bytes(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError("max_bytes", f"must be a positive integer, got {value!r}")
+    _validate.check_int(value, field="max_bytes", minimum=1)
 
 
 @attrs.define(eq=False)
@@ -57,6 +64,8 @@ class WebhookStats:
             briefly by the client in case its submit has not returned yet.
         rejected: Refused requests by reason: ``token`` (404), ``too_large`` (413),
             ``malformed`` (400), ``closed`` (503: the client is closed).
+        relayed_in: Callbacks received by another worker that resolved a job of this one
+            (through the relay).
     """
 
     received: int = 0
@@ -64,6 +73,7 @@ class WebhookStats:
     duplicate: int = 0
     unknown: int = 0
     rejected: Counter[str] = attrs.field(factory=Counter)
+    relayed_in: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Return the counters as a JSON-able dict."""
@@ -73,6 +83,7 @@ class WebhookStats:
             "duplicate": self.duplicate,
             "unknown": self.unknown,
             "rejected": dict(self.rejected),
+            "relayed_in": self.relayed_in,
         }
 
 
@@ -93,6 +104,8 @@ class WebhookReceiver:
             resolve it from the API's answer instead.
         path: Where the receiver is mounted (the token is appended as a path segment).
         max_bytes: The largest body accepted.
+        relay: Hands callbacks that match no job of this worker to the backend's other
+            workers (see ``RedisRelay``); started and stopped with the receiver.
 
     Raises:
         ValidationError: A bad token, path or size.
@@ -105,9 +118,32 @@ class WebhookReceiver:
     verify: bool = attrs.field(default=False, kw_only=True)
     path: str = attrs.field(default=DEFAULT_PATH, kw_only=True, converter=check_path)
     max_bytes: int = attrs.field(default=MAX_CALLBACK_BYTES, kw_only=True, validator=_max_bytes)
+    relay: RedisRelay | None = attrs.field(default=None, kw_only=True, validator=_relay)
     stats: WebhookStats = attrs.field(factory=WebhookStats, init=False)
     _recent: OrderedDict[str, None] = attrs.field(factory=OrderedDict, init=False, repr=False)
     _filter: RedactTokens | None = attrs.field(default=None, init=False, repr=False)
+    _publishing: set[asyncio.Task[bool]] = attrs.field(factory=set, init=False, repr=False)
+
+    # -- lifecycle (only does something with a relay) --------------------------------------
+
+    async def start(self) -> None:
+        """Start the relay, if any (inside the running loop, before callbacks arrive)."""
+        if self.relay is not None:
+            await self.relay.start(self._deliver_relayed)
+
+    async def aclose(self) -> None:
+        """Finish handing callbacks to the relay, then stop it."""
+        if self._publishing:
+            await asyncio.gather(*self._publishing, return_exceptions=True)
+        if self.relay is not None:
+            await self.relay.aclose()
+
+    async def __aenter__(self) -> WebhookReceiver:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     # -- tokens and URLs -------------------------------------------------------------------
 
@@ -146,7 +182,7 @@ class WebhookReceiver:
         parts = urlsplit(public_base_url)
         if parts.query or parts.fragment:
             raise ValidationError("public_base_url", "must not have a query or fragment")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
             warnings.warn(
                 "public_base_url is not HTTPS: the callback token would travel in clear text",
                 InsecureTransportWarning,
@@ -175,8 +211,20 @@ class WebhookReceiver:
         ]
 
     def add_to(self, app: web.Application) -> None:
-        """Mount the receiver's routes in an (unfrozen) aiohttp application."""
+        """Mount the receiver's routes in an (unfrozen) aiohttp application.
+
+        With a relay, the app's startup starts it and its cleanup stops it.
+        """
         app.add_routes(self.routes())
+        if self.relay is not None:
+            app.on_startup.append(self._on_startup)
+            app.on_cleanup.append(self._on_cleanup)
+
+    async def _on_startup(self, app: web.Application) -> None:
+        await self.start()
+
+    async def _on_cleanup(self, app: web.Application) -> None:
+        await self.aclose()
 
     async def handle_request(self, request: web.Request) -> web.Response:
         """The aiohttp handler: checks the token, the size (declared, then read), the body."""
@@ -245,10 +293,37 @@ class WebhookReceiver:
         if not matched:
             self.stats.unknown += 1
             logger.debug("webhook: callback for untracked task %s", task_id)
+            if self.relay is not None and self.relay.running:
+                self._relay_out(body)
+                return 200, {"status": "relayed"}
             return 200, {"status": "unmatched"}
         self.stats.delivered += 1
         if not self.verify:  # resolved now; a verified job resolves only after its query
-            self._recent[task_id] = None
-            if len(self._recent) > _RECENT:
-                self._recent.popitem(last=False)
+            self._remember(task_id)
         return 200, {"status": "accepted"}
+
+    # -- relay -----------------------------------------------------------------------------
+
+    def _relay_out(self, body: bytes) -> None:
+        assert self.relay is not None
+        task = asyncio.get_running_loop().create_task(self.relay.publish(body))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    def _deliver_relayed(self, body: bytes) -> bool:
+        """Deliver a callback another worker received; True if it resolved one of our jobs."""
+        try:
+            payload = parse_callback(body, max_bytes=self.max_bytes)
+            matched = self.client.deliver(payload, verify=self.verify)
+        except (ValidationError, ClientClosedError):
+            return False
+        if matched:
+            self.stats.relayed_in += 1
+            if not self.verify:
+                self._remember(payload.task_id)
+        return matched
+
+    def _remember(self, task_id: str) -> None:
+        self._recent[task_id] = None
+        if len(self._recent) > _RECENT:
+            self._recent.popitem(last=False)

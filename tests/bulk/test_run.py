@@ -344,8 +344,10 @@ async def test_bad_inputs_are_refused_before_any_submit(
 async def test_a_journal_of_another_api_is_refused(
     server: FakeKetchupServer, tmp_path: Path
 ) -> None:
-    """Task ids belong to one API: resuming against another base URL is refused."""
+    """Task ids belong to one API: once a task exists, another base URL is refused."""
     journal = await _journal_with(tmp_path, ["x"], "https://elsewhere.example")
+    await journal.mark_submitting(1)
+    await journal.mark_submitted(1, "ta-elsewhere")
     await journal.close()
     async with make_client(server) as client:
         with pytest.raises(BulkError, match=r"belong to https://elsewhere\.example"):
@@ -358,3 +360,18 @@ async def test_resume_needs_a_journal(server: FakeKetchupServer, tmp_path: Path)
     async with make_client(server) as client:
         with pytest.raises(BulkError, match="no bulk run to resume"):
             await resume_bulk(client, tmp_path)
+
+
+async def test_a_run_without_tasks_can_move_to_the_right_api(
+    server: FakeKetchupServer, tmp_path: Path
+) -> None:
+    """A run that never created a task (wrong base URL) resumes against the right one."""
+    async with KetchupClient(
+        api_key=API_KEY, base_url="http://127.0.0.1:9", retry=RetryPolicy(max_retries=0)
+    ) as wrong:
+        summary = await run_bulk(wrong, ["a red bicycle"], tmp_path)
+    assert summary.pending == 1
+    async with make_client(server) as client:
+        summary = await resume_bulk(client, tmp_path)
+    assert summary.ok
+    assert _submits(server) == 1

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -42,10 +43,14 @@ def client_for(
     max_retries: int = 6,
     **kwargs: object,
 ) -> KetchupClient:
-    """A client pointed at ``server`` with every duration scaled by ``scale``."""
+    """A client pointed at ``server`` with every duration scaled by ``scale``.
+
+    Its downloads may reach the fake's image host (loopback) through the allow-list.
+    """
     options: dict[str, object] = {
         "api_key": API_KEY,
         "base_url": server.base_url,
+        "download_hosts": [urlsplit(server.cdn_url).hostname or "127.0.0.1"],
         "polling": PollPolicy().scaled(scale),
         "retry": RetryPolicy(max_retries=max_retries).scaled(scale),
     }

@@ -124,6 +124,8 @@ def test_sigkill_at_random_moments_under_faults_never_loses_or_pays_twice(
 
     written = [p for p in out.rglob("*") if p.is_file()]
     assert any(p.name.startswith("journal") for p in written)
+    assert not [p for p in written if p.name.endswith(".part")], "stale partial files remain"
+    assert not (out / ".ketchup" / "tmp").exists()
     for path in written:  # the journal (and its WAL), the manifest, the images
         assert API_KEY.encode() not in path.read_bytes(), path
     assert API_KEY not in stdout + stderr

@@ -84,13 +84,16 @@ def test_check_model_returns_the_value_or_a_validation_error(value: object) -> N
 
 
 @given(st.one_of(ANYTHING, URLISH))
-def test_check_task_id_never_lets_path_characters_through(value: object) -> None:
-    """An accepted task id has no character that could change the query URL."""
+def test_check_task_id_accepts_only_printable_bounded_ids(value: object) -> None:
+    """An accepted task id is non-blank printable text of bounded length (queries encode it)."""
     task_id = _attempt(_validate.check_task_id, value)
     if isinstance(task_id, ValidationError):
         assert task_id.field == "task_id"
     else:
-        assert set(task_id) <= set(string.ascii_letters + string.digits + "-_")
+        assert task_id == value
+        assert 0 < len(task_id) <= _validate.MAX_TASK_ID_CHARS
+        assert task_id.isprintable()
+        assert task_id.strip()
 
 
 @given(st.one_of(ANYTHING, URLISH))

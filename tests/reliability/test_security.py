@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from ketchup_async import (
+    CallbackPayload,
     DownloadError,
     GenerateRequest,
     ImageResult,
@@ -19,6 +20,8 @@ from ketchup_async import (
     KetchupClient,
     KetchupError,
     RetryPolicy,
+    ServerError,
+    TaskStatus,
     ValidationError,
 )
 from ketchup_async._http import USER_AGENT
@@ -323,3 +326,109 @@ async def test_a_lying_image_host_is_refused_and_leaves_nothing(
         with pytest.raises(DownloadError, match=message):
             await client.download(hostile_cdn + path, tmp_path / "x")
     assert _files(tmp_path) == []
+
+
+@pytest.mark.parametrize("consumed", ["1e1000000", "NaN", "-1", "1e12"])
+async def test_a_hostile_consumed_is_a_malformed_answer(tmp_path: Path, consumed: str) -> None:
+    """A query answer whose ``consumed`` is absurd is a ServerError, never decimal.Overflow."""
+
+    async def query(request: web.Request) -> web.Response:
+        data = {"task_id": "ta-1", "status": "success", "consumed": consumed, "result": None}
+        return web.json_response({"code": 0, "message": "ok", "data": data})
+
+    app = web.Application()
+    app.router.add_get("/api/task/query", query)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with KetchupClient(api_key=API_KEY, base_url=base_url) as client:
+            with pytest.raises(ServerError, match="malformed query response: consumed"):
+                await client.query("ta-1")
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def internal_host() -> AsyncIterator[tuple[str, list[str]]]:
+    """A service on 127.0.0.2 standing in for an internal host; yields its URL and its hits."""
+    hits: list[str] = []
+
+    async def secret(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(body=b"\x89PNG\r\n\x1a\n internal secrets", content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", secret)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.2", 0).start()
+    yield f"http://127.0.0.2:{runner.addresses[0][1]}", hits
+    await runner.cleanup()
+
+
+async def test_a_result_url_on_an_internal_host_is_not_fetched(
+    internal_host: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    """By default a download refuses 127.0.0.2 (an internal host), whatever its port state."""
+    url, hits = internal_host
+    closed = url.rsplit(":", 1)[0] + ":9"
+    async with KetchupClient(api_key=API_KEY, base_url="http://127.0.0.1:9") as client:
+        texts = []
+        for target in (f"{url}/latest/meta-data/", f"{closed}/latest/meta-data/"):
+            with pytest.raises(DownloadError, match="not a public address") as caught:
+                await client.download(target, tmp_path / "x")
+            texts.append(str(caught.value))
+    assert hits == []
+    assert texts[0] == texts[1]
+    assert _files(tmp_path) == []
+
+
+async def test_a_forged_callback_cannot_point_a_download_inside(
+    server_plain: FakeKetchupServer, internal_host: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    """A job resolved by a forged callback with an internal URL: the download is refused."""
+    url, hits = internal_host
+    async with client_for(server_plain, SCALE) as client:
+        job = await client.submit("a harmless prompt")
+        forged = CallbackPayload(
+            task_id=job.task_id, status=TaskStatus.SUCCESS, images=(ImageResult(f"{url}/x"),)
+        )
+        assert client.deliver(forged)
+        result = await job.wait(5)
+        with pytest.raises(DownloadError, match=r"'127\.0\.0\.2' is not a public address"):
+            await client.download(result.images[0], tmp_path / "x")
+    assert hits == []
+
+
+async def test_download_hosts_lets_a_client_reach_an_internal_host(
+    internal_host: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    """With ``download_hosts=["127.0.0.2"]`` the same URL is downloaded."""
+    url, hits = internal_host
+    async with KetchupClient(
+        api_key=API_KEY, base_url="http://127.0.0.1:9", download_hosts=["127.0.0.2"]
+    ) as client:
+        path = await client.download(f"{url}/x", tmp_path / "x")
+    assert path.name == "x.png"
+    assert hits == ["/x"]
+
+
+@pytest.mark.parametrize("hosts", [["http://x"], ["10.0.0.0/99"], [""], "127.0.0.1", [3]])
+def test_a_bad_download_hosts_entry_is_a_validation_error(hosts: object) -> None:
+    """A URL, a bad network, an empty entry, a lone string or a number: ValidationError."""
+    with pytest.raises(ValidationError) as caught:
+        KetchupClient(api_key=API_KEY, download_hosts=hosts)  # type: ignore[arg-type]
+    assert caught.value.field == "download_hosts"
+
+
+async def test_download_hosts_falls_back_to_the_environment(
+    internal_host: tuple[str, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``KETCHUP_DOWNLOAD_HOSTS`` (comma-separated) is the allow-list when none is passed."""
+    url, hits = internal_host
+    monkeypatch.setenv("KETCHUP_DOWNLOAD_HOSTS", "cdn.example.com, 127.0.0.0/8")
+    async with KetchupClient(api_key=API_KEY, base_url="http://127.0.0.1:9") as client:
+        await client.download(f"{url}/y", tmp_path / "y")
+    assert hits == ["/y"]

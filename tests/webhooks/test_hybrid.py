@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from ketchup_async import CallbackPayload, KetchupClient, PollPolicy, TaskStatus
+from ketchup_async import CallbackPayload, ImageResult, KetchupClient, PollPolicy, TaskStatus
 from ketchup_async.testing import FakeKetchupServer
 from ketchup_async.webhooks import WebhookReceiver
 
@@ -164,32 +164,45 @@ async def test_duplicate_callbacks_resolve_each_job_once() -> None:
 
 
 async def test_callback_before_track_is_applied(server: FakeKetchupServer) -> None:
-    """A callback delivered before its job exists resolves the job once it is tracked."""
+    """A callback delivered before its job exists makes the job be queried once it is tracked."""
     async with make_client(server) as client:
         task_id = server.create_task("a cat")
         server.complete_now(task_id)
         payload = CallbackPayload(task_id, TaskStatus.SUCCESS, consumed=None)
         assert client.deliver(payload) is False
-        job = client.track(task_id, has_callback=True)
-        assert job.done()
-        assert job.result().task_id == task_id
+        job = client.track(task_id, has_callback=True)  # a safety net that would poll late
+        result = await job.wait(5)
+    assert result.task_id == task_id
+    assert result.images  # the API's answer, not the callback's (which had none)
+    assert server.stats.polls[task_id] == 1
+
+
+async def test_early_callback_payload_is_not_trusted(server: FakeKetchupServer) -> None:
+    """An early callback's images are never used: the job is resolved from a query."""
+    async with make_client(server) as client:
+        task_id = server.create_task("a cat")
+        server.complete_now(task_id)
+        forged = CallbackPayload(task_id, TaskStatus.SUCCESS, (ImageResult("http://10.0.0.1/x"),))
+        assert client.deliver(forged) is False
+        result = await client.track(task_id, has_callback=True).wait(5)
+    assert result.images[0].url == f"{server.cdn_url}/images/{task_id}-0.png"
 
 
 async def test_callback_racing_ahead_of_submit_is_not_lost(server: FakeKetchupServer) -> None:
     """The callback arrives before submit() has returned the task id: the job still resolves."""
     async with racing(server) as (client, receiver, url):
         job = await client.submit("a cat", callback_url=url)
-        assert job.done()
+        result = await job.wait(5)  # queried at once: the early callback is not trusted
     assert receiver.stats.unknown == 1
-    assert job.result().images
-    assert server.stats.polls[job.task_id] == 0
+    assert result.images
+    assert server.stats.polls[job.task_id] == 1
 
 
 async def test_early_callback_teaches_no_render_time(server: FakeKetchupServer) -> None:
     """A job resolved by an early callback does not make the schedule poll others too early."""
     async with racing(server) as (client, _, url):
         early = await client.submit("a cat", callback_url=url)
-        assert early.done()
+        await early.wait(5)
         polled = await client.submit("a dog")  # no callback: first polled near completion
         submitted = time.monotonic()
         await polled.wait(5)
@@ -210,8 +223,8 @@ async def test_verify_rejects_a_forged_success() -> None:
         forged = CallbackPayload(job.task_id, TaskStatus.SUCCESS, consumed=None)
         assert client.deliver(forged, verify=True) is True
         assert not job.done()
-        # The verify query answered "still running" (the poller noted it): still pending.
-        await wait_for(lambda: job.last_running is not None)
+        # The verify query answered "still running": still pending.
+        await wait_for(lambda: server.stats.requests[("query", 200)] >= 1)
         assert not job.done()
         server.complete_now(job.task_id)  # the real callback arrives, is verified too
         result = await job.wait(5)

@@ -124,7 +124,8 @@ def test_parse_tolerates_unknown_and_missing_optional_keys() -> None:
         (b'{"task_id": "ta1", "status": "success", "consumed": NaN}', "body", "NaN"),
         (body(task_id=...), "task_id", "missing"),
         (body(task_id=5), "task_id", "must be a string"),
-        (body(task_id="../../etc"), "task_id", "letters, digits"),
+        (body(task_id="ta\n1"), "task_id", "control characters"),
+        (body(task_id="t" * 257), "task_id", "the limit is 256"),
         (body(status=...), "status", "missing"),
         (body(status="done"), "status", "unknown task status"),
         (body(status="in_progress"), "status", "final status"),
@@ -391,6 +392,7 @@ async def test_handle_is_framework_neutral(offline_client: KetchupClient) -> Non
         "duplicate": 0,
         "unknown": 1,
         "rejected": {"token": 1, "too_large": 1, "malformed": 1},
+        "relayed_in": 0,
     }
 
 
