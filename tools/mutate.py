@@ -52,6 +52,8 @@ TARGETS = (
     Target("_retry", "ketchup_async/_retry.py", ("tests/test_retry.py",)),
     Target("_validate", "ketchup_async/_validate.py", ("tests/test_validate.py",)),
     Target("_converter", "ketchup_async/_converter.py", ("tests/test_converter.py",)),
+    Target("_reactions", "ketchup_async/_reactions.py", ("tests/test_reactions.py",)),
+    Target("_addresses", "ketchup_async/_addresses.py", ("tests/test_addresses.py",)),
 )
 
 #: Hand-made mutants of module-level tables, regexes and enum members.

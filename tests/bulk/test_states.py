@@ -63,9 +63,47 @@ def test_check_transition_returns_the_target() -> None:
     assert check_transition(State.QUEUED, State.SUBMITTING) is State.SUBMITTING
 
 
+def test_the_final_states_are_succeeded_failed_and_uncertain() -> None:
+    """FINAL_STATES is exactly succeeded, failed and uncertain."""
+    assert {State.SUCCEEDED, State.FAILED, State.UNCERTAIN} == FINAL_STATES
+
+
+@pytest.mark.parametrize(
+    ("state", "final"),
+    [
+        (State.QUEUED, False),
+        (State.SUBMITTING, False),
+        (State.SUBMITTED, False),
+        (State.SUCCEEDED, True),
+        (State.FAILED, True),
+        (State.UNCERTAIN, True),
+    ],
+)
+def test_is_final(state: State, final: bool) -> None:
+    """is_final is True for succeeded, failed and uncertain only."""
+    assert state.is_final is final
+
+
+@pytest.mark.parametrize(
+    ("state", "text"),
+    [
+        (State.QUEUED, "queued"),
+        (State.SUBMITTING, "submitting"),
+        (State.SUBMITTED, "submitted"),
+        (State.SUCCEEDED, "succeeded"),
+        (State.FAILED, "failed"),
+        (State.UNCERTAIN, "uncertain"),
+    ],
+)
+def test_a_state_is_its_journaled_name(state: State, text: str) -> None:
+    """Each state's value and str() are the name written in the journal."""
+    assert state.value == text
+    assert str(state) == text
+    assert State(text) is state
+
+
 def test_final_states_only_leave_through_resubmit_uncertain() -> None:
     """succeeded and failed are dead ends; uncertain only goes back to queued."""
-    assert {s for s in State if s.is_final} == FINAL_STATES
     exits = {(s, t) for s in FINAL_STATES for t in TRANSITIONS[s]}
     assert exits == {(State.UNCERTAIN, State.QUEUED)}
 
