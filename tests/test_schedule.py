@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ketchup_async import PollPolicy
-from ketchup_async._schedule import DurationModel, PollQueue, RateController, Schedule
+from ketchup_async._schedule import (
+    TICK_FRACTION,
+    DurationModel,
+    PollQueue,
+    RateController,
+    Schedule,
+)
 
 
 def test_first_poll_near_the_prior_before_any_job_finished() -> None:
@@ -238,3 +245,276 @@ def test_next_tick_is_the_next_grid_point(now: float, min_interval: float) -> No
     tick = schedule.next_tick(now)
     assert now < tick <= now + schedule.tick * 1.001
     assert schedule.align(tick) == pytest.approx(tick)
+
+
+# Exact formulas (each pins one operator of the pure schedule).
+
+PHI = NormalDist()
+
+
+def _model(median: float = 1.0, sigma: float = 1.0, weight: float = 4.0) -> DurationModel:
+    return DurationModel(median, prior_sigma=sigma, prior_weight=weight)
+
+
+def test_model_starts_at_its_prior() -> None:
+    """Before any observation the fit is exactly the prior."""
+    model = DurationModel(7.0, prior_sigma=0.3)
+    assert (model.median, model.sigma, model.count) == (pytest.approx(7.0), 0.3, 0)
+    assert DurationModel(7.0).sigma == 0.5
+    assert DurationModel(7.0).max_weight == 500.0
+
+
+def test_one_observation_moves_the_fit_by_one_over_the_weight() -> None:
+    """The prior weighs prior_weight observations: one more moves the mean by 1/(w+1)."""
+    model = _model(median=1.0, sigma=1.0, weight=4.0)
+    model.observe(math.e**2)  # delta = 2 in log space; alpha = 1/5
+    assert model.count == 1
+    assert math.log(model.median) == pytest.approx(0.4, rel=1e-12)
+    assert model.sigma == pytest.approx(math.sqrt(0.8 * (1.0 + 0.2 * 4.0)), rel=1e-12)
+
+
+def test_the_default_prior_weighs_four_observations() -> None:
+    """DurationModel's default prior_weight is 4."""
+    model = DurationModel(1.0)
+    model.observe(math.e)
+    assert math.log(model.median) == pytest.approx(0.2, rel=1e-12)
+
+
+def test_the_weight_stops_at_max_weight() -> None:
+    """Past max_weight every observation counts as 1/max_weight."""
+    model = DurationModel(1.0, prior_sigma=1.0, prior_weight=10.0, max_weight=10.0)
+    model.observe(math.e)
+    assert math.log(model.median) == pytest.approx(0.1, rel=1e-12)
+    assert model.sigma == pytest.approx(math.sqrt(0.9 * (1.0 + 0.1)), rel=1e-12)
+
+
+def test_sigma_is_floored_at_five_hundredths() -> None:
+    """A collapsed spread is floored at 0.05; anything above is kept."""
+    assert _model(sigma=0.001).sigma == 0.05
+    assert _model(sigma=0.05).sigma == 0.05
+    assert _model(sigma=0.051).sigma == pytest.approx(0.051)
+
+
+def test_quantile_is_the_log_normal_quantile() -> None:
+    """quantile(q) is exp(mean + sigma * z_q)."""
+    model = _model(median=10.0, sigma=0.5)
+    assert model.quantile(0.5) == pytest.approx(10.0, rel=1e-12)
+    assert model.quantile(0.9) == pytest.approx(10.0 * math.exp(0.5 * PHI.inv_cdf(0.9)))
+
+
+def _truncated(a: float, b: float) -> tuple[float, float]:
+    """Mean and second moment of a standard normal truncated to [a, b]."""
+    pdf_a = 0.0 if a == -math.inf else PHI.pdf(a)
+    a_pdf_a = 0.0 if a == -math.inf else a * PHI.pdf(a)
+    mass = PHI.cdf(b) - (0.0 if a == -math.inf else PHI.cdf(a))
+    mean = (pdf_a - PHI.pdf(b)) / mass
+    return mean, 1.0 + (a_pdf_a - b * PHI.pdf(b)) / mass
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "a", "b"),
+    [
+        (0.0, 1.0, -math.inf, 0.0),  # finished by the first poll: below the median
+        (1.0, math.e, 0.0, 1.0),  # between the median and one sigma above it
+        (math.exp(-1.0), math.e, -1.0, 1.0),  # symmetric: no shift, a narrower spread
+        (math.exp(0.5), math.exp(2.0), 0.5, 2.0),
+        (math.exp(-2.0), math.exp(-0.5), -2.0, -0.5),
+    ],
+)
+def test_bracket_update_is_the_truncated_normal_em_step(
+    low: float, high: float, a: float, b: float
+) -> None:
+    """observe_between updates with the exact truncated-normal moments of the bracket."""
+    model = _model(median=1.0, sigma=1.0, weight=4.0)
+    model.observe_between(low, high)
+    delta, square = _truncated(a, b)
+    assert model.count == 1
+    assert math.log(model.median) == pytest.approx(0.2 * delta, rel=1e-9, abs=1e-12)
+    assert model.sigma**2 == pytest.approx(0.8 * (1.0 + 0.2 * square), rel=1e-9)
+
+
+def test_bracket_update_scales_with_sigma_and_mean() -> None:
+    """The bracket is read in units of the current fit (mean 1, sigma 2 in log space)."""
+    model = _model(median=math.e, sigma=2.0, weight=4.0)
+    model.observe_between(math.e, math.e**3)  # a = 0, b = 1
+    delta, square = _truncated(0.0, 1.0)
+    assert math.log(model.median) == pytest.approx(1.0 + 0.2 * 2.0 * delta, rel=1e-9)
+    assert model.sigma**2 == pytest.approx(0.8 * (4.0 + 0.2 * 4.0 * square), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("low", "high"),
+    [(0.0, 0.0), (1.0, -1.0), (0.0, math.inf), (0.0, math.nan), (2.0, 2.0), (3.0, 2.0)],
+)
+def test_a_bracket_that_is_not_one_teaches_nothing(low: float, high: float) -> None:
+    """An empty, inverted, infinite or non-positive bracket is ignored."""
+    model = _model()
+    model.observe_between(low, high)
+    assert (model.count, model.median, model.sigma) == (0, 1.0, 1.0)
+
+
+def test_a_far_tail_bracket_learns_its_geometric_middle() -> None:
+    """A bracket where the fit has no mass teaches sqrt(low * high) as a render time."""
+    model, twin = _model(sigma=0.1), _model(sigma=0.1)
+    model.observe_between(1000.0, 1100.0)
+    twin.observe(math.sqrt(1000.0 * 1100.0))
+    assert (model.median, model.sigma, model.count) == (twin.median, twin.sigma, 1)
+
+
+def test_a_far_tail_bracket_from_zero_learns_its_top() -> None:
+    """A bracket from 0 far below the fit teaches its top as a render time."""
+    model, twin = _model(median=1000.0, sigma=0.1), _model(median=1000.0, sigma=0.1)
+    model.observe_between(0.0, 1.0)
+    twin.observe(1.0)
+    assert (model.median, model.sigma, model.count) == (twin.median, twin.sigma, 1)
+
+
+def test_tick_is_a_tenth_of_min_interval() -> None:
+    """The alignment grid is min_interval * TICK_FRACTION (0.1)."""
+    assert TICK_FRACTION == 0.1
+    assert Schedule(PollPolicy(min_interval=2.0)).tick == pytest.approx(0.2)
+
+
+def test_first_due_is_exactly_the_quantile_and_follows_learning() -> None:
+    """The first poll is at the first_poll_quantile of the fit, recomputed after learning."""
+    policy = PollPolicy(expected_duration=10.0, first_poll_quantile=0.35, min_interval=0.5)
+    schedule = Schedule(policy)
+    assert schedule.first_due(100.0) == pytest.approx(100.0 + schedule.model.quantile(0.35))
+    schedule.model.observe(100.0)
+    assert schedule.first_due(0.0) == pytest.approx(schedule.model.quantile(0.35))
+    schedule.model.observe(100.0)
+    assert schedule.first_due(0.0) == pytest.approx(schedule.model.quantile(0.35))
+
+
+def test_first_due_of_a_callback_job_is_exact() -> None:
+    """With a callback: the 0.99 quantile plus callback_grace."""
+    schedule = Schedule(PollPolicy(expected_duration=10.0, callback_grace=30.0))
+    assert schedule.first_due(5.0, has_callback=True) == pytest.approx(
+        5.0 + schedule.model.quantile(0.99) + 30.0
+    )
+
+
+def test_a_given_model_is_used() -> None:
+    """A model passed in is the schedule's model."""
+    model = DurationModel(3.0)
+    assert Schedule(PollPolicy(), model).model is model
+
+
+def test_backoff_is_a_power_of_the_factor() -> None:
+    """Poll n waits min_interval * backoff**(n-1), clamped to [min_interval, max_interval]."""
+    schedule = Schedule(PollPolicy(min_interval=0.5, max_interval=20.0, backoff=3.0))
+    waits = [schedule.next_due(10.0, n) - 10.0 for n in (0, 1, 2, 3, 4, 5)]
+    assert waits == pytest.approx([0.5, 0.5, 1.5, 4.5, 13.5, 20.0])
+
+
+def test_backoff_exponent_is_bounded() -> None:
+    """A huge poll count neither overflows nor exceeds backoff**64 (callback: backoff**32)."""
+    policy = PollPolicy(min_interval=1.0, max_interval=1e300, backoff=2.0)
+    schedule = Schedule(policy)
+    assert schedule.next_due(0.0, 65) == 2.0**64
+    assert schedule.next_due(0.0, 66) == 2.0**64
+    assert schedule.next_due(0.0, 10**9) == 2.0**64
+    assert schedule.next_due(0.0, 32, has_callback=True) == 1e300 * 2.0**32
+    assert schedule.next_due(0.0, 33, has_callback=True) == 1e300 * 2.0**32
+
+
+def test_callback_polls_back_off_from_max_interval() -> None:
+    """With a callback, poll n waits max_interval * backoff**n."""
+    schedule = Schedule(PollPolicy(min_interval=1.0, max_interval=4.0, backoff=3.0))
+    waits = [schedule.next_due(1.0, n, has_callback=True) - 1.0 for n in (0, 1, 2)]
+    assert waits == [4.0, 12.0, 36.0]
+
+
+def test_retry_interval_doubles_from_min_interval() -> None:
+    """Error n waits min_interval * 2**(n-1), clamped; the exponent is bounded at 32."""
+    schedule = Schedule(PollPolicy(min_interval=0.5, max_interval=3.0))
+    assert [schedule.retry_due(1.0, n) - 1.0 for n in (0, 1, 2, 3, 4)] == [
+        0.5,
+        0.5,
+        1.0,
+        2.0,
+        3.0,
+    ]
+    big = Schedule(PollPolicy(min_interval=1.0, max_interval=1e300))
+    assert big.retry_due(0.0, 33) == 2.0**32
+    assert big.retry_due(0.0, 10**9) == 2.0**32
+
+
+def test_floor_at_exactly_min_interval() -> None:
+    """A due time exactly min_interval after the last poll is kept."""
+    schedule = Schedule(PollPolicy(min_interval=2.0))
+    assert schedule.floor(10.0, 12.0) == 12.0
+    assert schedule.floor(10.0, 11.0) == 12.0
+
+
+def test_align_exact_points() -> None:
+    """On the grid a due time stays; just past a grid point (float noise) it stays too."""
+    schedule = Schedule(PollPolicy(min_interval=1.0))
+    assert schedule.align(1.0) == 1.0
+    assert schedule.align(1.0 + 1e-9) == 1.0 + 1e-9
+    assert schedule.align(1.01) == pytest.approx(1.1)
+    assert schedule.align(-math.inf) == -math.inf
+    assert math.isnan(schedule.align(math.nan))
+
+
+def test_next_tick_exact_points() -> None:
+    """next_tick is the next grid point, even where float rounding lands on now itself."""
+    schedule = Schedule(PollPolicy(min_interval=1.0))
+    assert schedule.next_tick(1.0) == pytest.approx(1.1)
+    assert schedule.next_tick(1.05) == pytest.approx(1.1)
+    assert schedule.next_tick(541.4) == pytest.approx(541.5)
+    assert schedule.next_tick(541.4) > 541.4
+
+
+def test_an_empty_queue() -> None:
+    """An empty queue has no due time, pops nothing and has length 0."""
+    queue: PollQueue[str] = PollQueue(lambda item, due: True)
+    assert (queue.next_due(), queue.pop_due(1e9), len(queue)) == (None, None, 0)
+
+
+def test_pop_due_at_exactly_the_due_time() -> None:
+    """An item is due at its due time, not a moment before."""
+    queue: PollQueue[str] = PollQueue(lambda item, due: True)
+    queue.push(5.0, "a")
+    assert queue.pop_due(4.999) is None
+    assert len(queue) == 1
+    assert queue.pop_due(5.0) == "a"
+    assert len(queue) == 0
+
+
+def test_equal_due_times_leave_in_push_order() -> None:
+    """Items due at the same time come out first in, first out."""
+    queue: PollQueue[str] = PollQueue(lambda item, due: True)
+    for item in "cab":
+        queue.push(1.0, item)
+    assert [queue.pop_due(1.0) for _ in range(3)] == ["c", "a", "b"]
+
+
+def test_is_live_is_asked_with_the_item_and_its_due_time() -> None:
+    """Liveness is judged on (item, due)."""
+    asked: list[tuple[str, float]] = []
+    queue: PollQueue[str] = PollQueue(lambda item, due: asked.append((item, due)) is None)
+    queue.push(3.0, "a")
+    assert queue.next_due() == 3.0
+    assert asked == [("a", 3.0)]
+
+
+def test_compact_drops_every_stale_entry_and_keeps_the_order() -> None:
+    """compact removes stale entries anywhere in the heap; the live ones keep their order."""
+    live = {"a", "c", "e"}
+    queue: PollQueue[str] = PollQueue(lambda item, due: item in live)
+    for due, item in [(5.0, "e"), (2.0, "b"), (1.0, "a"), (4.0, "d"), (3.0, "c")]:
+        queue.push(due, item)
+    assert len(queue) == 5
+    queue.compact()
+    assert len(queue) == 3
+    assert [queue.pop_due(10.0) for _ in range(4)] == ["a", "c", "e", None]
+
+
+def test_clear_empties_the_queue() -> None:
+    """clear drops every entry."""
+    queue: PollQueue[str] = PollQueue(lambda item, due: True)
+    queue.push(1.0, "a")
+    queue.push(2.0, "b")
+    queue.clear()
+    assert (len(queue), queue.next_due()) == (0, None)
