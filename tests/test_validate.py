@@ -264,3 +264,193 @@ def test_positive_accepts_fractions_unless_asked_for_an_integer() -> None:
     """``integer`` defaults to False: a fraction passes; ``integer=True`` refuses it."""
     assert v.check_positive(0.5, field="f") == 0.5
     assert _error(lambda: v.check_positive(0.5, field="f", integer=True)).field == "f"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [(None, "must be a string, got NoneType"), (7, "must be a string, got int")],
+)
+def test_task_id_of_the_wrong_type(value: object, problem: str) -> None:
+    """A task id is a string."""
+    error = _error(lambda: v.check_task_id(value))
+    assert (error.field, error.problem) == ("task_id", problem)
+
+
+def test_empty_task_id_is_refused() -> None:
+    """An empty task id names the field given."""
+    error = _error(lambda: v.check_task_id("", field="ids[2]"))
+    assert (error.field, error.problem) == ("ids[2]", "must not be empty")
+
+
+def test_task_id_at_its_length_limit_passes_and_one_more_is_refused() -> None:
+    """MAX_TASK_ID_CHARS (256) is inclusive."""
+    assert v.MAX_TASK_ID_CHARS == 256
+    assert v.check_task_id("t" * 256) == "t" * 256
+    error = _error(lambda: v.check_task_id("t" * 257))
+    assert (error.field, error.problem) == (
+        "task_id",
+        "is 257 characters long; the limit is 256",
+    )
+    assert _error(lambda: v.check_task_id("t" * 1257)).problem.startswith("is 1,257 characters")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("ta\n1", "'ta\\n1'"),
+        ("ta\x001", "'ta\\x001'"),
+        ("   ", "'   '"),
+        ("\t", "'\\t'"),
+        ("\x7f" + "a" * 39, repr("\x7f" + "a" * 39)),
+        ("\x7f" + "a" * 40, repr("\x7f" + "a" * 39) + "..."),
+    ],
+)
+def test_task_id_not_printable_or_blank_is_refused_and_shown(value: str, shown: str) -> None:
+    """Control characters and blank ids are refused, showing at most 40 characters."""
+    error = _error(lambda: v.check_task_id(value))
+    assert error.field == "task_id"
+    assert error.problem == (
+        f"must be printable text, not blank or with control characters (got {shown})"
+    )
+
+
+@pytest.mark.parametrize("value", ["ta1", "-x", "a_b", "t a", "é/ü?#%", " x "])
+def test_printable_task_ids_pass_unchanged(value: str) -> None:
+    """Any printable, non-blank id passes as it is (spaces inside included)."""
+    assert v.check_task_id(value) is value
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"), [(0, True), (5, True), (True, False), (1.0, False), ("1", False)]
+)
+def test_is_int(value: object, ok: bool) -> None:
+    """is_int: an int, never a bool."""
+    assert v.is_int(value) is ok
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"), [(0, True), (1.5, True), (False, False), ("1", False), (None, False)]
+)
+def test_is_number(value: object, ok: bool) -> None:
+    """is_number: an int or a float, never a bool."""
+    assert v.is_number(value) is ok
+
+
+def test_check_int_bounds() -> None:
+    """check_int accepts its minimum (0 by default) and refuses one less."""
+    assert v.check_int(0, field="n") == 0
+    assert v.check_int(3, field="n", minimum=3) == 3
+    error = _error(lambda: v.check_int(-1, field="n"))
+    assert (error.field, error.problem) == ("n", "must be an integer >= 0, got -1")
+    error = _error(lambda: v.check_int(2, field="m", minimum=3))
+    assert (error.field, error.problem) == ("m", "must be an integer >= 3, got 2")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(True, "bool"), (1.5, "1.5"), ("3", "str"), (None, "NoneType")]
+)
+def test_check_int_refuses_non_integers(value: object, shown: str) -> None:
+    """A bool, a float or a string is not an integer: numbers shown by value, others by type."""
+    error = _error(lambda: v.check_int(value, field="retries"))
+    assert (error.field, error.problem) == ("retries", f"must be an integer >= 0, got {shown}")
+
+
+def test_check_type() -> None:
+    """check_type passes a matching value, None only when optional, and names the field."""
+    v.check_type(1, int, field="f", what="an int")
+    v.check_type(None, int, field="f", what="an int", optional=True)
+    error = _error(lambda: v.check_type(None, int, field="f", what="an int"))
+    assert (error.field, error.problem) == ("f", "must be an int, got NoneType")
+    error = _error(lambda: v.check_type("x", (int, float), field="g", what="a number"))
+    assert (error.field, error.problem) == ("g", "must be a number, got str")
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (5, "must be a string, got int"),
+        (None, "no API key: pass api_key=... or set the KETCHUP_API_KEY variable"),
+        ("", "no API key: pass api_key=... or set the KETCHUP_API_KEY variable"),
+        ("  ", "no API key: pass api_key=... or set the KETCHUP_API_KEY variable"),
+        ("sk one", "must be a single token without whitespace"),
+        ("sk\x01x", "must be a single token without whitespace"),
+        ("sk\x1f", "must be a single token without whitespace"),
+        (" sk", "must be a single token without whitespace"),
+    ],
+)
+def test_bad_api_keys(value: object, problem: str) -> None:
+    """A missing, blank or multi-token API key is refused under the field api_key."""
+    error = _error(lambda: v.check_api_key(value))
+    assert (error.field, error.problem) == ("api_key", problem)
+
+
+def test_a_good_api_key_passes() -> None:
+    """A single printable token passes unchanged."""
+    assert v.check_api_key("sk-live_123 ".strip()) == "sk-live_123"
+    assert v.check_api_key("a\x7fb") == "a\x7fb"
+
+
+def test_images_that_are_not_iterable_are_refused() -> None:
+    """A number is not a list of images; the field defaults to images."""
+    error = _error(lambda: v.check_images(3, max_images=4))
+    assert (error.field, error.problem) == ("images", "must be a list of image URLs, got int")
+    assert _error(lambda: v.check_images("x", max_images=4, field="refs")).field == "refs"
+
+
+def test_image_items_name_the_given_field() -> None:
+    """Items are named after the list's field."""
+    error = _error(lambda: v.check_images(["nope"], max_images=4, field="inputs[2].images"))
+    assert error.field == "inputs[2].images[0]"
+
+
+def test_a_space_or_a_control_character_in_a_url_is_refused() -> None:
+    """Characters 0 to 31 and any whitespace are refused; 32 is a space."""
+    for c in ("\x00", "\x1f", " ", "\u3000"):
+        error = _error(lambda c=c: v.check_http_url(f"https://a.com/{c}", field="u"))
+        assert error.problem == "URL must not contain whitespace or control characters"
+    assert v.check_http_url("https://a.com/!~", field="u") == "https://a.com/!~"
+
+
+def test_data_uri_default_limit_applies() -> None:
+    """Without max_chars the limit is MAX_DATA_URI_CHARS."""
+    head = "data:image/png;base64,"
+    uri = head + "A" * (v.MAX_DATA_URI_CHARS + 1 - len(head))
+    error = _error(lambda: v.check_data_uri(uri, field="f"))
+    assert error.problem == "data URI is 16,777,217 characters; the limit is 16,777,216"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "data:image/png;base64,aGk=",
+        "data:image/PNG;base64,aGk=",
+        "data:image/a.b+c-9;base64,aGk=",
+    ],
+)
+def test_data_uri_subtype_characters(uri: str) -> None:
+    """Subtypes use letters (any case), digits, dots, pluses and dashes."""
+    assert v.check_data_uri(uri, field="f") == uri
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "data:image/p_g;base64,aGk=",
+        "data:image/p g;base64,aGk=",
+        "xdata:image/png;base64,aGk=",
+        "data:images/png;base64,aGk=",
+        "data:image/png;base32,aGk=",
+    ],
+)
+def test_data_uri_shapes_refused(uri: str) -> None:
+    """Anything but data:image/<subtype>;base64, at the very start is refused."""
+    error = _error(lambda: v.check_data_uri(uri, field="f"))
+    assert error.problem == "data URI must look like data:image/<type>;base64,<data>"
+
+
+def test_model_names_documented() -> None:
+    """The two documented model names."""
+    assert (v.MODEL_GEMPIX2, v.MODEL_GEMINI_FLASH_IMAGE) == (
+        "google/gempix2",
+        "google/gemini-2.5-flash-image",
+    )
