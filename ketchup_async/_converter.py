@@ -212,7 +212,7 @@ def request_from_dict(data: object, *, max_images: int | None = None) -> Generat
     kwargs: dict[str, Any] = {
         "prompt": data["prompt"],
         "model": data.get("model"),
-        "images": data.get("images") or (),
+        "images": () if data.get("images") is None else data["images"],
         "callback_url": data.get("callback_url"),
     }
     if max_images is not None:

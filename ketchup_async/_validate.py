@@ -9,7 +9,7 @@ import binascii
 import math
 import re
 from base64 import b64decode
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TypeGuard
 from urllib.parse import urlsplit
 
@@ -110,7 +110,7 @@ def check_image_ref(value: object, *, field: str) -> str:
 
 def check_images(value: object, *, max_images: int, field: str = "images") -> tuple[str, ...]:
     """Return the reference images as a tuple, or raise on a bad list or a bad item."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
         raise ValidationError(field, f"must be a list of image URLs, got {type(value).__name__}")
     items = tuple(value)
     if len(items) > max_images:

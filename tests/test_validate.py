@@ -454,3 +454,10 @@ def test_model_names_documented() -> None:
         "google/gempix2",
         "google/gemini-2.5-flash-image",
     )
+
+
+@pytest.mark.parametrize("value", [{}, {"https://a.com/x": 1}])
+def test_images_as_a_mapping_is_refused(value: object) -> None:
+    """A mapping is not a list of images (not even an empty one)."""
+    error = _error(lambda: v.check_images(value, max_images=4))
+    assert (error.field, error.problem) == ("images", "must be a list of image URLs, got dict")
