@@ -42,7 +42,7 @@ _MAX_CONSUMED_PLACES = 18
 _MAX_CONSUMED_CHARS = 40
 
 
-def _decimal(value: object, _: object) -> Decimal:
+def _decimal(value: object) -> Decimal:
     # Bounded before any arithmetic: "1e1000000" parses, then overflows every later sum.
     if not (isinstance(value, str) or _validate.is_number(value)):
         raise ValidationError("consumed", f"must be a decimal string, got {type(value).__name__}")
@@ -67,7 +67,7 @@ def _decimal(value: object, _: object) -> Decimal:
     return result
 
 
-def _status(value: object, _: object) -> TaskStatus:
+def _status(value: object) -> TaskStatus:
     if not isinstance(value, str):
         raise ValidationError("status", f"must be a string, got {type(value).__name__}")
     try:
@@ -76,7 +76,7 @@ def _status(value: object, _: object) -> TaskStatus:
         raise ValidationError("status", f"unknown task status {value!r}") from None
 
 
-def _image(value: object, _: object) -> ImageResult:
+def _image(value: object) -> ImageResult:
     if not isinstance(value, Mapping):
         raise ValidationError("result", f"items must be objects, got {type(value).__name__}")
     image = value.get("image")
@@ -85,17 +85,12 @@ def _image(value: object, _: object) -> ImageResult:
     return ImageResult(image)
 
 
-def _images(value: object, _: object) -> tuple[ImageResult, ...]:
+def _images(value: object) -> tuple[ImageResult, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
         raise ValidationError("result", f"must be a list or null, got {type(value).__name__}")
-    return tuple(_image(item, ImageResult) for item in value)
-
-
-converter.register_structure_hook(Decimal, _decimal)
-converter.register_structure_hook(TaskStatus, _status)
-converter.register_structure_hook(ImageResult, _image)
+    return tuple(_image(item) for item in value)
 
 
 def _task_like(data: object, cls: type[T]) -> T:
@@ -106,9 +101,9 @@ def _task_like(data: object, cls: type[T]) -> T:
         raise ValidationError("task_id", "is missing or not a string")
     if "status" not in data:
         raise ValidationError("status", "is missing")
-    status = _status(data["status"], TaskStatus)
+    status = _status(data["status"])
     consumed_raw = data.get("consumed")
-    consumed = None if consumed_raw is None else _decimal(consumed_raw, Decimal)
+    consumed = None if consumed_raw is None else _decimal(consumed_raw)
     reason_obj = data.get("status_reason")
     reason: str | None = None
     if isinstance(reason_obj, Mapping):
@@ -116,7 +111,7 @@ def _task_like(data: object, cls: type[T]) -> T:
         reason = message if isinstance(message, str) else None
     elif isinstance(reason_obj, str):
         reason = reason_obj
-    images = _images(data.get("result"), tuple) if status is TaskStatus.SUCCESS else ()
+    images = _images(data.get("result")) if status is TaskStatus.SUCCESS else ()
     return cls(task_id=task_id, status=status, images=images, consumed=consumed, reason=reason)
 
 
