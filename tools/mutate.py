@@ -56,38 +56,186 @@ TARGETS = (
     Target("_addresses", "ketchup_async/_addresses.py", ("tests/test_addresses.py",)),
 )
 
+
+def _hand(target: str, old: str, *news: str) -> tuple[HandMutant, ...]:
+    return tuple(HandMutant(target, old, new) for new in news)
+
+
+_FINAL = "frozenset({State.SUCCEEDED, State.FAILED, State.UNCERTAIN})"
+_RETRY = "frozenset({429, 500, 502, 503, 504})"
+_DATA_URI = """re.compile(r"data:image/([a-z0-9.+-]+);base64,", re.IGNORECASE)"""
+_NUMERIC = """re.compile(r"(?:0x[0-9a-f]*|[0-9]+)", re.IGNORECASE)"""
+_LABEL = "[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+
 #: Hand-made mutants of module-level tables, regexes and enum members.
 HAND_MUTANTS = (
-    HandMutant(
+    *_hand(
         "_states",
-        "FINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.UNCERTAIN})",
-        "FINAL_STATES = frozenset({State.SUCCEEDED, State.UNCERTAIN})",
+        _FINAL,
+        "frozenset({State.SUCCEEDED, State.UNCERTAIN})",
+        "frozenset({State.SUCCEEDED, State.FAILED})",
+        "frozenset({State.FAILED, State.UNCERTAIN})",
+        "frozenset({State.SUCCEEDED, State.FAILED, State.UNCERTAIN, State.SUBMITTED})",
     ),
-    HandMutant(
+    *_hand("_states", 'QUEUED = "queued"', 'QUEUED = "queue"'),
+    *_hand("_states", 'UNCERTAIN = "uncertain"', 'UNCERTAIN = "unknown"'),
+    *_hand(
         "_states",
-        "FINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.UNCERTAIN})",
-        "FINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED})",
+        "State.QUEUED: frozenset({State.SUBMITTING}),",
+        "State.QUEUED: frozenset({State.SUBMITTING, State.FAILED}),",
     ),
-    HandMutant(
+    *_hand(
+        "_states",
+        "State.SUBMITTED: frozenset({State.SUCCEEDED, State.FAILED}),",
+        "State.SUBMITTED: frozenset({State.SUCCEEDED}),",
+        "State.SUBMITTED: frozenset({State.SUCCEEDED, State.FAILED, State.SUBMITTING}),",
+    ),
+    *_hand(
+        "_states",
+        "State.UNCERTAIN: frozenset({State.QUEUED}),",
+        "State.UNCERTAIN: frozenset(),",
+    ),
+    *_hand(
         "_retry",
-        "RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})",
-        "RETRY_STATUSES = frozenset({429, 500, 503, 504})",
+        _RETRY,
+        "frozenset({429, 500, 503, 504})",
+        "frozenset({429, 500, 502, 503})",
+        "frozenset({500, 502, 503, 504})",
+        "frozenset({429, 502, 503, 504})",
+        "frozenset({429, 500, 502, 504})",
+        "frozenset({429, 500, 502, 503, 504, 501})",
     ),
-    HandMutant(
-        "_retry",
-        "RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})",
-        "RETRY_STATUSES = frozenset({429, 500, 502, 503})",
+    *_hand("_validate", "DEFAULT_MAX_IMAGES = 4", "DEFAULT_MAX_IMAGES = 5"),
+    *_hand("_validate", "MAX_PROMPT_CHARS = 100_000", "MAX_PROMPT_CHARS = 100_001"),
+    *_hand("_validate", "MAX_URL_CHARS = 8192", "MAX_URL_CHARS = 8191"),
+    *_hand("_validate", "MAX_TASK_ID_CHARS = 256", "MAX_TASK_ID_CHARS = 255"),
+    *_hand(
+        "_validate",
+        "MAX_DATA_URI_CHARS = 16 * 1024 * 1024",
+        "MAX_DATA_URI_CHARS = 16 * 1024 * 1024 + 1",
     ),
-    HandMutant(
-        "_retry",
-        "RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})",
-        "RETRY_STATUSES = frozenset({500, 502, 503, 504})",
+    *_hand(
+        "_validate",
+        'MODEL_GEMPIX2 = "google/gempix2"',
+        'MODEL_GEMPIX2 = "google/gempix"',
     ),
+    *_hand(
+        "_validate",
+        _DATA_URI,
+        _DATA_URI.replace(", re.IGNORECASE", ""),
+        _DATA_URI.replace("[a-z0-9.+-]+", "[a-z0-9.-]+"),
+        _DATA_URI.replace("[a-z0-9.+-]+", "[a-z0-9+-]+"),
+        _DATA_URI.replace("[a-z0-9.+-]+", "[a-z.+-]+"),
+        _DATA_URI.replace("[a-z0-9.+-]+", "[a-z0-9.+]+"),
+        _DATA_URI.replace("[a-z0-9.+-]+", "[a-z0-9.+-]*"),
+        _DATA_URI.replace("[a-z0-9.+-]+", "[a-z0-9.+_-]+"),
+        _DATA_URI.replace("image/", "image.?/"),
+        _DATA_URI.replace(";base64,", ";base64"),
+    ),
+    *_hand(
+        "_converter", "MAX_CONSUMED = Decimal(1_000_000_000)", "MAX_CONSUMED = Decimal(999_999_999)"
+    ),
+    *_hand(
+        "_converter",
+        "_MAX_CONSUMED_PLACES = 18",
+        "_MAX_CONSUMED_PLACES = 17",
+        "_MAX_CONSUMED_PLACES = 19",
+    ),
+    *_hand(
+        "_converter",
+        "_MAX_CONSUMED_CHARS = 40",
+        "_MAX_CONSUMED_CHARS = 39",
+        "_MAX_CONSUMED_CHARS = 41",
+    ),
+    *_hand(
+        "_converter",
+        "_STATUSES = frozenset(status.value for status in TaskStatus)",
+        "_STATUSES = frozenset(status.value for status in TaskStatus if status.is_final)",
+    ),
+    *_hand("_reactions", "NOT_FOUND_REPEATS = 3", "NOT_FOUND_REPEATS = 2", "NOT_FOUND_REPEATS = 4"),
+    *_hand("_reactions", "STRAY_404_LIMIT = 3", "STRAY_404_LIMIT = 2", "STRAY_404_LIMIT = 4"),
+    *_hand("_reactions", "UNEXPECTED_LIMIT = 3", "UNEXPECTED_LIMIT = 2", "UNEXPECTED_LIMIT = 4"),
+    *_hand(
+        "_reactions",
+        'EMPTY_SUCCESS = "success without any image"',
+        'EMPTY_SUCCESS = "success without an image"',
+    ),
+    *_hand("_reactions", 'FAIL_ALL = "fail_all"', 'FAIL_ALL = "fail-all"'),
+    *_hand("_reactions", "    pause: float = 0.0\n", "    pause: float = 1.0\n"),
+    *_hand(
+        "_reactions", "    stray_404s: int = 0\n\n\n@attrs", "    stray_404s: int = 1\n\n\n@attrs"
+    ),
+    *_hand(
+        "_addresses",
+        'ipaddress.ip_network("100.64.0.0/10"),',
+        'ipaddress.ip_network("100.64.0.0/11"),',
+        'ipaddress.ip_network("100.64.0.0/9"),',
+    ),
+    *_hand(
+        "_addresses",
+        'ipaddress.ip_network("192.0.0.0/24"),',
+        'ipaddress.ip_network("192.0.0.0/25"),',
+    ),
+    *_hand(
+        "_addresses",
+        'ipaddress.ip_network("64:ff9b:1::/48"),',
+        'ipaddress.ip_network("64:ff9b:1::/49"),',
+    ),
+    *_hand(
+        "_addresses",
+        _NUMERIC,
+        _NUMERIC.replace(", re.IGNORECASE", ""),
+        _NUMERIC.replace("[0-9a-f]*", "[0-9a-f]+"),
+        _NUMERIC.replace("[0-9a-f]*", "[0-9]*"),
+        _NUMERIC.replace("|[0-9]+", ""),
+    ),
+    *_hand(
+        "_addresses",
+        f'r"{_LABEL}(?:\\.{_LABEL})*"',
+        f'r"{_LABEL}(?:\\.{_LABEL})*".replace("_", "")',
+        f'r"{_LABEL}(?:\\.{_LABEL})*".replace("61", "62")',
+        f'r"{_LABEL}(?:\\.{_LABEL})*".replace("61", "60")',
+        f'r"{_LABEL}(?:\\.{_LABEL})*".replace("-]", "]")',
+        f'r"{_LABEL}(?:\\.{_LABEL})*".replace("[a-z0-9_](", "[a-z0-9_-](")',
+        f'r"{_LABEL}(?:\\.{_LABEL})*".replace("[a-z0-9_])?", "[a-z0-9_-])?")',
+    ),
+    *_hand(
+        "_addresses",
+        'ENV_DOWNLOAD_HOSTS = "KETCHUP_DOWNLOAD_HOSTS"',
+        'ENV_DOWNLOAD_HOSTS = "KETCHUP_DOWNLOAD_HOST"',
+    ),
+    *_hand(
+        "_addresses",
+        '_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")',
+        '_MAPPED = ipaddress.IPv6Network("::ffff:0:0/95")',
+    ),
+    *_hand("_schedule", "TICK_FRACTION = 0.1", "TICK_FRACTION = 0.2"),
 )
 
 #: Mutants that change no behaviour a caller can observe, by mutant name, with the text of
 #: the mutated line (so an entry goes stale, and is reported, when the code changes) and why.
+_PRIVATE = "equivalent: every loopback, link-local and unspecified address is also is_private"
 EXCLUDED: dict[str, tuple[str, str]] = {
+    "ketchup_async._addresses.x_looks_numeric__mutmut_10": (
+        'return ":" not in name and _NUMERIC_LABEL.fullmatch(name.rsplit(".", )[-1]) is not None',
+        "equivalent: the last piece of rsplit is the same whatever the number of splits",
+    ),
+    "ketchup_async._addresses.x_looks_numeric__mutmut_13": (
+        'return ":" not in name and _NUMERIC_LABEL.fullmatch(name.rsplit(".", 2)[-1]) is not None',
+        "equivalent: the last piece of rsplit is the same whatever the number of splits",
+    ),
+    "ketchup_async._addresses.x_is_public_address__mutmut_10": (
+        "or address.is_private and address.is_unspecified",
+        _PRIVATE,
+    ),
+    "ketchup_async._addresses.x_is_public_address__mutmut_11": (
+        "or address.is_link_local and address.is_private",
+        _PRIVATE,
+    ),
+    "ketchup_async._addresses.x_is_public_address__mutmut_12": (
+        "address.is_loopback and address.is_link_local",
+        _PRIVATE,
+    ),
     "ketchup_async._validate.x_check_http_url__mutmut_15": (
         "if any(c.isspace() or ord(c) <= 32 for c in value):",
         "equivalent: chr(32) is a space, refused by isspace() already",
