@@ -63,6 +63,10 @@ def _price(value: object) -> Decimal | None:
     return None if value is None else as_credits(value, field="price")
 
 
+def _spent(value: object) -> Decimal:
+    return as_credits(value, field="spent")
+
+
 @attrs.define
 class CreditBudget:
     """A credit limit and what counts against it (see the module docstring).
@@ -78,9 +82,7 @@ class CreditBudget:
 
     limit: Decimal = attrs.field(converter=_limit)
     price: Decimal | None = attrs.field(default=None, converter=_price, kw_only=True)
-    spent: Decimal = attrs.field(
-        default=Decimal(0), converter=lambda v: as_credits(v, field="spent"), kw_only=True
-    )
+    spent: Decimal = attrs.field(default=Decimal(0), converter=_spent, kw_only=True)
     _highest: dict[str, Decimal] = attrs.field(factory=dict, init=False)
     _flight: dict[Hashable, str] = attrs.field(factory=dict, init=False)
     _held: dict[Hashable, str] = attrs.field(factory=dict, init=False)
