@@ -2,9 +2,15 @@
 
 Spend, as the budget counts it, is the credits consumed by finished jobs plus a reservation for
 every job in flight, priced at the highest per-job cost seen for its model (or a price the user
-gave). A submit goes only if it fits: ``spent + reserved + price <= limit``. Until a model's
-price is known, a job of it goes only when nothing at all is in flight (its cost is learned from
-its result), so at most one job of unknown cost is ever running.
+gave, raised to the highest cost seen if a job cost more). A submit goes only if it fits:
+``spent + reserved + price <= limit``. Until a model's price is known, a job of it goes only
+when nothing at all is in flight (its cost is learned from its result), so at most one job of
+unknown cost is ever running.
+
+The guarantee (property-tested): spend never passes the limit when no job costs more than its
+reservation: a given price that bounds the real cost, or a learned one when a model's jobs
+cost the same (a failure may cost nothing). The first job of a model with no price given can
+only be bounded by the limit itself.
 
 Jobs whose submit may or may not have been charged (``uncertain`` in a durable run) are held:
 reserved forever at their model's price; while that price is unknown they keep every job of
@@ -90,10 +96,14 @@ class CreditBudget:
     # -- what it knows ----------------------------------------------------------------------
 
     def price_of(self, model: str) -> Decimal | None:
-        """The price a job of ``model`` is reserved at (None while unknown)."""
-        if self.price is not None:
-            return self.price
-        return self._highest.get(model)
+        """The price a job of ``model`` is reserved at (None while unknown).
+
+        The user's price, or the highest cost seen for the model if a job cost more.
+        """
+        seen = self._highest.get(model)
+        if self.price is None or seen is None:
+            return self.price if seen is None else seen
+        return max(self.price, seen)
 
     @property
     def in_flight(self) -> int:

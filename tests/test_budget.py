@@ -57,6 +57,14 @@ def test_a_user_price_is_used_from_the_start() -> None:
     assert budget.decide(M) is WAIT
 
 
+def test_a_cost_above_the_user_price_raises_it() -> None:
+    """A job that cost more than the given price is the new price."""
+    budget = CreditBudget(10, price="0.25")
+    budget.reserve(1, M)
+    budget.settle(1, D("0.5"))
+    assert budget.price_of(M) == D("0.5")
+
+
 def test_nothing_in_flight_and_no_room_is_stop() -> None:
     """When nothing in flight can free room, the decision is STOP."""
     budget = CreditBudget(1, spent="0.75", price="0.5")
