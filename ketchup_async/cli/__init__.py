@@ -1,8 +1,9 @@
 """The ``ketchup`` console script: durable bulk generation, status, a fake server and a demo.
 
 Thin: every command calls the library (``run_bulk``, ``resume_bulk``, ``KetchupClient``).
-Exit status: 0 when every input succeeded, 1 when some did not, 2 for a usage error, 130 when
-interrupted (Ctrl-C) and 143 when terminated (SIGTERM); after either the journal is intact and
+Exit status: 0 when every input succeeded, 1 when some did not, 2 for a usage error, 5 when the
+credit budget (``--max-credits``) kept inputs from being sent, 130 when interrupted (Ctrl-C) and
+143 when terminated (SIGTERM); after any of the last three the journal is intact and
 ``ketchup resume DIR`` continues.
 """
 

@@ -47,6 +47,43 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _credits(text: str) -> str:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of credits, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number of credits >= 0, got {text!r}")
+    return text.strip()  # kept as text: credits are Decimals
+
+
+#: Exit statuses of ``generate`` and ``resume`` (shown in their ``--help``).
+EXIT_STATUS_HELP = (
+    "exit status: 0 every input done; 1 some input failed or is uncertain; 2 usage error; "
+    "5 the credit budget (--max-credits) was reached: inputs not sent stay queued, go on with "
+    "`ketchup resume DIR --max-credits M`; 130/143 interrupted (resume continues)"
+)
+
+
+def _add_budget(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "--max-credits",
+        type=_credits,
+        metavar="N",
+        help="never submit a job that could push this run's spend (credits consumed, earlier "
+        "runs in DIR included, plus a reservation per job in flight) past N; the rest stays "
+        "queued (exit status 5)",
+    )
+    add(
+        "--price",
+        type=_credits,
+        metavar="P",
+        help="credits one job costs at most, reserved per job from the start (default: learned "
+        "from results, one job at a time until then)",
+    )
+
+
 def _add_connection(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--base-url", metavar="URL", help="API root (default: $KETCHUP_BASE_URL, else the API)")
@@ -101,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate an image per input into DIR, durably: the run is journaled in "
         "DIR/.ketchup, so running the same command again (or `ketchup resume DIR`) picks up "
         "where it stopped without paying twice.",
+        epilog=EXIT_STATUS_HELP,
     )
     gen.add_argument(
         "input",
@@ -118,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="reference image for inputs that have none (repeatable)",
     )
     _add_run(gen)
+    _add_budget(gen)
+    gen.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="take the files of identical requests (model, prompt, images) that succeeded in "
+        "the earlier run DIR instead of paying again (repeatable; checksums verified)",
+    )
     _add_connection(gen)
 
     resume = commands.add_parser(
@@ -127,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         "missing files, submit what was never sent. Inputs whose submit was in flight when the "
         "run stopped are 'uncertain' (they may have been charged) and are left alone unless "
         "--resubmit-uncertain is given.",
+        epilog=EXIT_STATUS_HELP,
     )
     resume.add_argument("dir", metavar="DIR", help="the output directory of the run")
     resume.add_argument(
@@ -135,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="submit uncertain inputs again (each may then be paid twice)",
     )
     _add_run(resume)
+    _add_budget(resume)
     _add_connection(resume)
 
     status = commands.add_parser("status", help="query tasks by id")

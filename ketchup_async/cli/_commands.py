@@ -34,6 +34,7 @@ from ._inputs import load_inputs
 from ._progress import load_rich, make_reporter, print_summary
 
 __all__ = [
+    "EXIT_BUDGET",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -46,6 +47,8 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: The credit budget (--max-credits) kept inputs from being sent (and nothing failed).
+EXIT_BUDGET = 5
 #: 128 + the signal's number, as a shell reports a process killed by it.
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
 
@@ -218,7 +221,21 @@ def run_bulk_command(
             f"ketchup: {_inputs(summary.uncertain)} uncertain (the submit may have been "
             f"charged): ketchup resume {out_dir} --resubmit-uncertain submits them again"
         )
-    return EXIT_OK if summary.ok else EXIT_FAILED
+    if summary.budget_reached and summary.pending:
+        print(
+            f"ketchup: the credit budget ({summary.max_credits}) was reached: "
+            f"{_inputs(summary.pending)} queued, not sent; go on with: "
+            f"ketchup resume {out_dir} --max-credits M"
+        )
+    if summary.ok:
+        return EXIT_OK
+    failed = summary.failed or summary.uncertain or (summary.download and summary.missing_files)
+    return EXIT_BUDGET if summary.budget_reached and not failed else EXIT_FAILED
+
+
+def _budget(args: argparse.Namespace) -> dict[str, Any]:
+    """The spend-control ``BulkOptions`` fields from the flags."""
+    return {"max_credits": args.max_credits, "price": args.price}
 
 
 def _inputs(count: int) -> str:
@@ -244,6 +261,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             download=args.download,
             progress=progress,
+            reuse=args.reuse,
+            **_budget(args),
         )
 
     return run_bulk_command(
@@ -267,6 +286,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             download=args.download,
             resubmit_uncertain=args.resubmit_uncertain,
             progress=progress,
+            **_budget(args),
         )
 
     return run_bulk_command(

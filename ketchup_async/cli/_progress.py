@@ -52,6 +52,12 @@ def _credits(value: Decimal) -> str:
     return f"{value:,.2f}"
 
 
+def _spend(p: BulkProgress) -> str:
+    """``1.50 credits``, or ``1.50/10.00 credits`` under a budget."""
+    budget = "" if p.max_credits is None else f"/{_credits(p.max_credits)}"
+    return f"{_credits(p.consumed)}{budget} credits"
+
+
 def _states(p: BulkProgress) -> str:
     c = p.counts
     text = f"ok {c[State.SUCCEEDED]}  failed {c[State.FAILED]}  uncertain {c[State.UNCERTAIN]}"
@@ -62,7 +68,7 @@ def format_line(p: BulkProgress) -> str:
     """One plain progress line."""
     return (
         f"[{p.elapsed:7.1f}s] {p.done}/{p.total} done | {_states(p)} | "
-        f"{_credits(p.consumed)} credits | {p.rate:.1f}/s | ETA {format_duration(p.eta)}"
+        f"{_spend(p)} | {p.rate:.1f}/s | ETA {format_duration(p.eta)}"
     )
 
 
@@ -115,14 +121,14 @@ class RichProgress:
             MofNCompleteColumn(),
             TextColumn("[green]✓ {task.fields[ok]}[/] [red]✗ {task.fields[failed]}[/]"),
             TextColumn("[yellow]? {task.fields[uncertain]}[/] ⋯ {task.fields[flight]}"),
-            TextColumn("{task.fields[credits]} credits"),
+            TextColumn("{task.fields[credits]}"),
             TextColumn("{task.fields[rate]}/s  ETA {task.fields[eta]}"),
             console=console,
             transient=False,
             refresh_per_second=8,
         )
         self._task = self._progress.add_task(
-            "run", total=None, ok=0, failed=0, uncertain=0, flight=0, credits="0", rate="0", eta="?"
+            "run", total=None, ok=0, failed=0, uncertain=0, flight=0, credits="", rate="0", eta="?"
         )
 
     def __call__(self, progress: BulkProgress) -> None:
@@ -136,7 +142,7 @@ class RichProgress:
             failed=c[State.FAILED],
             uncertain=c[State.UNCERTAIN],
             flight=progress.in_flight,
-            credits=_credits(progress.consumed),
+            credits=_spend(progress),
             rate=f"{progress.rate:.1f}",
             eta=format_duration(progress.eta),
         )
@@ -178,10 +184,24 @@ def _rows(summary: BulkSummary) -> list[tuple[str, str]]:
         ("re-attached (this run)", f"{summary.resumed:,}"),
         ("queries per job", f"{summary.queries / jobs:.2f}" if jobs else "-"),
         ("credits consumed", _credits(summary.consumed)),
+        *_spend_rows(summary),
         ("wall time", f"{summary.elapsed:.1f}s"),
         ("throughput", f"{jobs / summary.elapsed:.1f} jobs/s" if summary.elapsed > 0 else "-"),
         ("manifest", str(summary.manifest)),
     ]
+    return rows
+
+
+def _spend_rows(summary: BulkSummary) -> list[tuple[str, str]]:
+    rows = []
+    if summary.max_credits is not None:
+        rows.append(("credit budget", _credits(summary.max_credits)))
+    if summary.spent_before:  # earlier runs' spend counts against the budget too
+        rows.append(("credits spent before this run", _credits(summary.spent_before)))
+    rows.append(("credits spent (this run)", _credits(summary.spent)))
+    if summary.reused:
+        rows.append(("reused", f"{summary.reused:,}"))
+        rows.append(("credits saved by reuse", _credits(summary.saved)))
     return rows
 
 

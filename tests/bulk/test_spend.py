@@ -75,7 +75,8 @@ async def test_resume_counts_earlier_spend_and_pays_nothing_twice(
         third = await resume_bulk(client, tmp_path, max_credits=100)
     assert (first.succeeded, second.succeeded, third.succeeded) == (4, 8, 10)
     assert (second.spent_before, second.spent, second.consumed) == (2, 2, 4)
-    assert third.ok and not third.budget_reached
+    assert third.ok
+    assert not third.budget_reached
     assert set(fake.stats.created_per_prompt.values()) == {1}
 
 
@@ -157,9 +158,7 @@ async def test_reuse_submits_only_new_requests_and_copies_verified_files(
         assert line["consumed"] is None
 
 
-async def test_a_changed_source_file_is_not_reused(
-    fake: FakeKetchupServer, tmp_path: Path
-) -> None:
+async def test_a_changed_source_file_is_not_reused(fake: FakeKetchupServer, tmp_path: Path) -> None:
     """A source file whose bytes changed since its run: the input is generated instead."""
     a, b = tmp_path / "a", tmp_path / "b"
     async with _client(fake) as client:
