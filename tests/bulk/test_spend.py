@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -203,3 +204,29 @@ async def test_reuse_of_a_directory_without_a_run_is_refused(
         with pytest.raises(BulkError, match="no ketchup run"):
             await run_bulk(client, ["x"], tmp_path / "b", reuse=[tmp_path / "nothing"])
     assert _created(fake) == 0
+
+
+async def test_a_version_1_journal_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A journal without the checksum and reuse columns gets them on open; its rows stay."""
+    path = journal_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('schema', '1');"
+        "CREATE TABLE inputs (seq INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, request TEXT "
+        "NOT NULL, state TEXT NOT NULL, task_id TEXT, images TEXT, files TEXT, consumed TEXT, "
+        "error TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL);"
+        "INSERT INTO inputs (key, request, state, consumed, created_at, updated_at) VALUES "
+        """('1', '{"model":"google/gempix2","prompt":"old"}', 'failed', '0.5', 0, 0);"""
+    )
+    conn.commit()
+    conn.close()
+    journal = await Journal.open(path)
+    try:
+        row = await journal.row("1")
+        assert row is not None
+        assert (row.prompt, row.checksums, row.reused_from) == ("old", (), None)
+        assert await journal.get_meta("schema") == "2"
+    finally:
+        await journal.close()
