@@ -6,6 +6,7 @@ every pending task and resolves each job's future when its task succeeds or fail
 
 from __future__ import annotations
 
+from ._budget import BudgetDecision, CreditBudget
 from ._client import DEFAULT_BASE_URL, InsecureTransportWarning, KetchupClient
 from ._converter import request_from_dict, request_to_dict
 from ._jobs import Job
@@ -59,6 +60,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetDecision",
     "BulkError",
     "BulkInput",
     "BulkOptions",
@@ -66,6 +68,7 @@ __all__ = [
     "BulkSummary",
     "CallbackPayload",
     "ClientClosedError",
+    "CreditBudget",
     "DEFAULT_BASE_URL",
     "DownloadError",
     "EndpointNotFoundError",
