@@ -12,6 +12,7 @@ EXPECTED = {
     "AuthenticationError",
     "BadRequestError",
     "BudgetDecision",
+    "BudgetExceededError",
     "BulkError",
     "BulkInput",
     "BulkOptions",
