@@ -350,9 +350,10 @@ class Poller:
         verdict = reaction.verdict
         if verdict is Verdict.RUNNING:
             watch.last_running = now
-            self._push(
-                watch, self.schedule.next_due(now, watch.polls, has_callback=watch.has_callback)
+            due = self.schedule.next_due(
+                now, watch.polls, submitted_at=watch.submitted_at, has_callback=watch.has_callback
             )
+            self._push(watch, due)
         elif verdict is Verdict.RETRY:
             self._push(watch, self.schedule.retry_due(now, watch.errors))
         elif verdict is Verdict.RATE_LIMITED:
