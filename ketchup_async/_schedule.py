@@ -171,7 +171,8 @@ class Schedule:
         self._refresh()
         age = now - submitted_at
         if age < self._first_offset:  # queried early (resumed, verified): wait for the window
-            return min(submitted_at + self._first_offset, now + policy.max_interval)
+            wait = self._first_offset - age
+            return now + min(policy.max_interval, max(policy.min_interval, wait))
         # Inside the window: every min_interval. After it: min_interval growing by ``backoff``
         # per query (an interval proportional to the time since the window's end).
         past = max(0.0, age - self._dense_end)

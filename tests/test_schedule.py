@@ -101,6 +101,12 @@ def test_a_long_wait_for_the_window_is_capped_at_max_interval() -> None:
     assert schedule.next_due(101.0, 1, submitted_at=100.0) == pytest.approx(104.0)
 
 
+def test_a_query_just_before_the_window_still_waits_min_interval() -> None:
+    """Answered 0.3 s before the window opens, the next query is min_interval later, not at it."""
+    schedule = _window_schedule(max_interval=15.0)
+    assert schedule.next_due(107.7, 1, submitted_at=100.0) == pytest.approx(108.7)
+
+
 def test_the_window_follows_each_learning_step() -> None:
     """One finished job moves the window at once (the cached offsets are refreshed)."""
     schedule = _window_schedule()
