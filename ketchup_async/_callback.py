@@ -122,7 +122,7 @@ def as_callback(
     if isinstance(payload, str):
         payload = payload.encode("utf-8", "surrogatepass")
     if isinstance(payload, (bytes, bytearray, memoryview)):
-        return parse_callback(payload, max_bytes=max_bytes)
+        return parse_callback(bytes(payload), max_bytes=max_bytes)
     if isinstance(payload, Mapping):
         try:
             size = len(json.dumps(payload, separators=(",", ":"), allow_nan=False))
