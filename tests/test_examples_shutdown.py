@@ -76,10 +76,10 @@ async def _wait_for_job(http: aiohttp.ClientSession, url: str) -> tuple[int, Any
 
 
 async def _exit_code(proc: subprocess.Popen[bytes]) -> int | None:
-    deadline = time.monotonic() + EXIT_BOUND
-    while proc.poll() is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    return proc.poll()
+    try:
+        return await asyncio.to_thread(proc.wait, EXIT_BOUND)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
