@@ -339,16 +339,12 @@ class KetchupClient:
         submit returned is kept and applied when the job appears.
 
         Args:
-            payload: The callback: a ``CallbackPayload``, the decoded JSON body (``await
-                request.json()``) or the raw body bytes, parsed and size-capped like
-                ``ketchup_async.webhooks.parse_callback``.
+            payload: A ``CallbackPayload``, the decoded JSON body or the raw body bytes (parsed
+                and capped like ``parse_callback``: a bad one raises ``ValidationError``).
             verify: Don't trust the payload: re-query the task (within the budget) instead.
 
         Returns:
             True if it matched a pending job.
-
-        Raises:
-            ValidationError: A malformed callback, naming the field (answer it with a 400).
         """
         parsed = as_callback(payload)
         _, poller = self._open()
