@@ -23,7 +23,7 @@ __all__ = ["MAX_CALLBACK_BYTES", "CallbackLike", "as_callback", "parse_callback"
 MAX_CALLBACK_BYTES = 64 * 1024
 
 #: What ``KetchupClient.deliver`` takes: a parsed payload, the decoded JSON body or the raw body.
-CallbackLike: TypeAlias = CallbackPayload | Mapping[str, Any] | bytes | bytearray | memoryview | str
+CallbackLike: TypeAlias = CallbackPayload | Mapping[str, Any] | bytes | bytearray | memoryview
 
 _JSON_TYPES = {
     dict: "an object",
@@ -110,7 +110,7 @@ def as_callback(
 
     Args:
         payload: A ``CallbackPayload``; the decoded JSON body (``await request.json()``), whose
-            JSON encoding is held to ``max_bytes`` too; or the raw body (bytes, or text).
+            JSON encoding is held to ``max_bytes`` too; or the raw body bytes.
         max_bytes: The largest body accepted.
 
     Raises:
@@ -119,8 +119,6 @@ def as_callback(
     """
     if isinstance(payload, CallbackPayload):
         return payload
-    if isinstance(payload, str):
-        payload = payload.encode("utf-8", "surrogatepass")
     if isinstance(payload, (bytes, bytearray, memoryview)):
         return parse_callback(bytes(payload), max_bytes=max_bytes)
     if isinstance(payload, Mapping):
