@@ -16,6 +16,7 @@ import aiohttp
 from . import _validate
 from ._addresses import is_loopback_host
 from ._budget import CreditBudget
+from ._callback import CallbackLike, as_callback
 from ._converter import structure_submit, unstructure_request
 from ._download import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, Downloader
 from ._endpoints import SUBMIT_PATH, query_task
@@ -24,7 +25,6 @@ from ._jobs import Job
 from ._lifecycle import Lifecycle
 from ._many import HooksFor, Item, ManyRun, ProgressHook
 from ._models import (
-    CallbackPayload,
     GenerateRequest,
     GenerationResult,
     ImageResult,
@@ -334,22 +334,23 @@ class KetchupClient:
         _, poller = self._open()
         return poller.add(task_id, request, has_callback=has_callback, learn=False)
 
-    def deliver(self, payload: CallbackPayload, *, verify: bool = False) -> bool:
+    def deliver(self, payload: CallbackLike, *, verify: bool = False) -> bool:
         """Resolve a tracked job from a webhook payload now.
 
         Duplicates and unknown task ids are harmless. A callback that arrives before its
         submit returned is kept and applied when the job appears.
 
         Args:
-            payload: The parsed callback (see ``ketchup_async.webhooks.parse_callback``).
+            payload: A ``CallbackPayload``, the decoded JSON body or the raw body bytes (parsed
+                and capped like ``parse_callback``: a bad one raises ``ValidationError``).
             verify: Don't trust the payload: re-query the task (within the budget) instead.
 
         Returns:
             True if it matched a pending job.
         """
-        _validate.check_type(payload, CallbackPayload, field="payload", what="a CallbackPayload")
+        parsed = as_callback(payload)
         _, poller = self._open()
-        return poller.deliver(payload, verify=verify)
+        return poller.deliver(parsed, verify=verify)
 
     def pending(self) -> int:
         """How many jobs the poller is watching."""
