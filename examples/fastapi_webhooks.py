@@ -3,13 +3,21 @@
 Routes:
     POST /generate            {"prompt": "...", "images": [...]}  -> 202 {"task_id": ...}
     GET  /jobs/{task_id}      ?wait=SECONDS (default 30, max 60)  -> 200 {"images": [...]}
-                              (202 while still running, 200 {"status": "failed"} on failure)
+                              (202 while still running, 200 {"status": "failed"} on failure,
+                              404 for a task id this backend did not issue, 503 while
+                              shutting down)
     POST /ketchup/callback/{token}   the API's callbacks
 
-One ``KetchupClient`` per app, opened and closed by the lifespan. The callback route reads the
-body with a size cap (``read_body``) and hands it to ``WebhookReceiver.handle``, which checks
-the token in constant time, parses it with ``parse_callback`` and resolves the job with
-``client.deliver``; it answers the status and JSON body to send back. Run it with::
+One ``KetchupClient`` per app, opened and closed by the lifespan. The callback route hands the
+body stream to ``WebhookReceiver.handle_stream``, which checks the token in constant time, reads
+the body with a size cap and a deadline, parses it with ``parse_callback`` and resolves the job
+with ``client.deliver``; it answers the status and JSON body to send back. Only task ids this
+backend issued are looked up: tracking any id a caller sends would spend queries on your key.
+
+Shutdown: uvicorn waits for open requests to finish *before* the lifespan's shutdown, so a
+request waiting for a job would hold it until its ``wait`` ran out. ``DrainingServer`` closes
+the client as soon as the shutdown starts: waiters get ``ClientClosedError`` and answer 503,
+then uvicorn's bounded drain (``timeout_graceful_shutdown``) and the lifespan follow. Run it::
 
     pip install "ketchup-async[examples]"
     KETCHUP_API_KEY=dk-... PUBLIC_BASE_URL=https://hooks.example.com \\
@@ -37,6 +45,7 @@ from pydantic import BaseModel
 from ketchup_async import (
     APIConnectionError,
     APIError,
+    ClientClosedError,
     Job,
     KetchupClient,
     KetchupError,
@@ -44,9 +53,10 @@ from ketchup_async import (
     TaskNotFoundError,
     ValidationError,
 )
-from ketchup_async.webhooks import DEFAULT_PATH, WebhookReceiver, read_body
+from ketchup_async.webhooks import DEFAULT_PATH, WebhookReceiver
 
 MAX_JOBS_KEPT = 10_000  # recent jobs kept for GET /jobs/{task_id}
+DRAIN_SECONDS = 10.0  # shutdown: submits on the wire, then requests still answering
 
 
 class GenerateBody(BaseModel):
@@ -80,6 +90,8 @@ async def generate(body: GenerateBody, request: Request) -> JSONResponse:
         )
     except ValidationError as exc:
         raise HTTPException(400, str(exc)) from None
+    except ClientClosedError:
+        return _shutting_down()
     except APIConnectionError as exc:
         raise HTTPException(502, str(exc)) from None
     except APIError as exc:
@@ -94,16 +106,14 @@ async def get_job(
     """Wait (at most ``?wait=`` seconds) for a job and answer its image URL(s)."""
     state = request.app.state
     job = state.jobs.get(task_id)
-    if job is None:  # not submitted by this process (or forgotten): ask the API
-        try:
-            job = state.client.track(task_id)
-        except ValidationError as exc:
-            raise HTTPException(400, str(exc)) from None
-        _remember(state.jobs, job)
+    if job is None:  # never track an id a caller made up: each would cost queries on our key
+        raise HTTPException(404, f"task {task_id} not found")
     try:
         result = await job.wait(wait)
     except asyncio.TimeoutError:
         return JSONResponse({"task_id": task_id, "status": job.status.value}, status_code=202)
+    except ClientClosedError:
+        return _shutting_down()
     except TaskFailedError as exc:
         return JSONResponse({"task_id": task_id, "status": "failed", "reason": exc.reason})
     except TaskNotFoundError:
@@ -114,12 +124,22 @@ async def get_job(
     return JSONResponse({"task_id": task_id, "status": "success", "images": images})
 
 
+def _shutting_down() -> JSONResponse:
+    return JSONResponse(
+        {"error": "shutting down, try again"}, status_code=503, headers={"Retry-After": "5"}
+    )
+
+
 async def callback(token: str, request: Request) -> JSONResponse:
-    """The API's callbacks: capped read, then the receiver (token, parse, deliver)."""
+    """The API's callbacks: token, then a capped read with a deadline, parse, deliver."""
     receiver: WebhookReceiver = request.app.state.receiver
-    body = await read_body(request.stream(), limit=receiver.max_bytes)
-    remote = request.client.host if request.client else None
-    status, payload = receiver.handle(token, body, remote=remote)
+    length = request.headers.get("content-length")
+    status, payload = await receiver.handle_stream(
+        token,
+        request.stream(),
+        content_length=int(length) if length and length.isdigit() else None,
+        remote=request.client.host if request.client else None,
+    )
     return JSONResponse(payload, status_code=status)
 
 
@@ -167,13 +187,24 @@ def create_app(
 
 
 def main() -> None:
-    """Serve the app with uvicorn on HOST:PORT until interrupted."""
+    """Serve the app with uvicorn on HOST:PORT until interrupted (SIGINT/SIGTERM)."""
     import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """uvicorn's server, closing the Ketchup client as soon as its shutdown begins."""
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            client = getattr(app.state, "client", None)
+            if client is not None:  # waiting requests answer 503 now, not after their wait
+                await client.aclose(timeout=DRAIN_SECONDS)
+            await super().shutdown(sockets=sockets)
 
     logging.basicConfig(level=logging.INFO)
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
-    uvicorn.run(create_app(), host=host, port=port)
+    app = create_app()
+    config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=DRAIN_SECONDS)
+    DrainingServer(config).run()
 
 
 if __name__ == "__main__":

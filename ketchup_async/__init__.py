@@ -6,6 +6,7 @@ every pending task and resolves each job's future when its task succeeds or fail
 
 from __future__ import annotations
 
+from ._budget import BudgetDecision, CreditBudget
 from ._client import DEFAULT_BASE_URL, InsecureTransportWarning, KetchupClient
 from ._converter import request_from_dict, request_to_dict
 from ._jobs import Job
@@ -31,6 +32,7 @@ from .errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BudgetExceededError,
     BulkError,
     ClientClosedError,
     DownloadError,
@@ -59,6 +61,8 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetDecision",
+    "BudgetExceededError",
     "BulkError",
     "BulkInput",
     "BulkOptions",
@@ -66,6 +70,7 @@ __all__ = [
     "BulkSummary",
     "CallbackPayload",
     "ClientClosedError",
+    "CreditBudget",
     "DEFAULT_BASE_URL",
     "DownloadError",
     "EndpointNotFoundError",

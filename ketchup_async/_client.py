@@ -6,6 +6,7 @@ import logging
 import os
 import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -14,6 +15,8 @@ import aiohttp
 
 from . import _validate
 from ._addresses import is_loopback_host
+from ._budget import CreditBudget
+from ._callback import CallbackLike, as_callback
 from ._converter import structure_submit, unstructure_request
 from ._download import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, Downloader
 from ._endpoints import SUBMIT_PATH, query_task
@@ -22,7 +25,6 @@ from ._jobs import Job
 from ._lifecycle import Lifecycle
 from ._many import HooksFor, Item, ManyRun, ProgressHook
 from ._models import (
-    CallbackPayload,
     GenerateRequest,
     GenerationResult,
     ImageResult,
@@ -332,22 +334,23 @@ class KetchupClient:
         _, poller = self._open()
         return poller.add(task_id, request, has_callback=has_callback, learn=False)
 
-    def deliver(self, payload: CallbackPayload, *, verify: bool = False) -> bool:
+    def deliver(self, payload: CallbackLike, *, verify: bool = False) -> bool:
         """Resolve a tracked job from a webhook payload now.
 
         Duplicates and unknown task ids are harmless. A callback that arrives before its
         submit returned is kept and applied when the job appears.
 
         Args:
-            payload: The parsed callback (see ``ketchup_async.webhooks.parse_callback``).
+            payload: A ``CallbackPayload``, the decoded JSON body or the raw body bytes (parsed
+                and capped like ``parse_callback``: a bad one raises ``ValidationError``).
             verify: Don't trust the payload: re-query the task (within the budget) instead.
 
         Returns:
             True if it matched a pending job.
         """
-        _validate.check_type(payload, CallbackPayload, field="payload", what="a CallbackPayload")
+        parsed = as_callback(payload)
         _, poller = self._open()
-        return poller.deliver(payload, verify=verify)
+        return poller.deliver(parsed, verify=verify)
 
     def pending(self) -> int:
         """How many jobs the poller is watching."""
@@ -367,6 +370,8 @@ class KetchupClient:
         concurrency: int = 256,
         hooks: HooksFor | None = None,
         on_progress: ProgressHook | None = None,
+        max_credits: float | str | Decimal | None = None,
+        price: float | str | Decimal | None = None,
     ) -> AsyncIterator[Outcome]:
         """Generate an image per input, yielding an ``Outcome`` per input as each completes.
 
@@ -384,8 +389,22 @@ class KetchupClient:
                 (a durable run journals through them).
             on_progress: Called with a ``ManyProgress`` snapshot after every change (read,
                 submitted, succeeded, failed); an exception it raises ends the iteration.
+            max_credits: Never submit an input that could push spend (credits consumed plus a
+                reservation per job in flight, at the highest cost seen, or ``price``) past
+                this; such inputs get an ``Outcome`` with ``BudgetExceededError``, unsent.
+                Until a price is known, one job at a time.
+            price: Credits one job costs at most (reserved per job from the start).
         """
-        run = ManyRun(self, self._runs, inputs, concurrency, hooks=hooks, on_progress=on_progress)
+        budget = None if max_credits is None else CreditBudget(max_credits, price=price)
+        run = ManyRun(
+            self,
+            self._runs,
+            inputs,
+            concurrency,
+            hooks=hooks,
+            on_progress=on_progress,
+            budget=budget,
+        )
         self._open()
         return run.outcomes()
 

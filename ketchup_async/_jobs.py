@@ -4,15 +4,17 @@ A ``Job`` holds what its user needs (the task id, the request, the status, the o
 nothing of the poller's bookkeeping, which lives in the poller's own per-task record. It knows
 whoever tracks it only through the small ``Tracker`` protocol (to stop tracking on
 ``cancel()``), so this module imports nothing of the poller.
+
+Its status lives in a ``StatusCell`` that the tracker writes; ``Job.updates()`` follows it.
+Each follower keeps only the latest status it has not taken yet, so a slow consumer costs one
+slot and never blocks the writer (the poller, a webhook).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any, Protocol
-
-import attrs
 
 from ._models import GenerateRequest, GenerationResult, TaskStatus
 from .errors import JobTimeoutError
@@ -27,11 +29,53 @@ class Tracker(Protocol):
         """Stop tracking ``job`` and drop everything kept for it."""
 
 
-@attrs.define(slots=True)
-class StatusCell:
-    """The status a job shows: written by its tracker, read through ``Job.status``."""
+class _Follower:
+    """One ``Job.updates()`` iteration: the latest status it has not taken yet, and a wake-up."""
 
-    status: TaskStatus = TaskStatus.PENDING
+    __slots__ = ("latest", "wake")
+
+    def __init__(self) -> None:
+        self.latest: TaskStatus | None = None
+        self.wake = asyncio.Event()
+
+
+class StatusCell:
+    """The status a job shows: written by its tracker, read through ``Job.status``.
+
+    Writing a different status hands it to every follower (``Job.updates()``) at once, in
+    constant time per follower: a follower that lags keeps only the latest.
+    """
+
+    __slots__ = ("_followers", "_status")
+
+    def __init__(self, status: TaskStatus = TaskStatus.PENDING) -> None:
+        self._status = status
+        self._followers: list[_Follower] = []
+
+    @property
+    def status(self) -> TaskStatus:
+        """The status last seen."""
+        return self._status
+
+    @status.setter
+    def status(self, value: TaskStatus) -> None:
+        if value is self._status:
+            return
+        self._status = value
+        for follower in self._followers:
+            follower.latest = value
+            follower.wake.set()
+
+    def follow(self) -> _Follower:
+        """Start handing status changes to a new follower."""
+        follower = _Follower()
+        self._followers.append(follower)
+        return follower
+
+    def unfollow(self, follower: _Follower) -> None:
+        """Stop handing status changes to ``follower``."""
+        if follower in self._followers:
+            self._followers.remove(follower)
 
 
 class Job:
@@ -124,6 +168,38 @@ class Job:
     def exception(self) -> BaseException | None:
         """The error of a finished job, or None (``InvalidStateError`` if pending)."""
         return self._future.exception()
+
+    async def updates(self) -> AsyncIterator[TaskStatus]:
+        """Follow the job's status: yield it now, then each change, until it is final.
+
+        Fed by what the shared poller and webhooks already learn: following a job sends no
+        query. Any number of consumers may follow one job; each gets every change it keeps up
+        with, and one that lags gets only the latest status when it asks again (it never slows
+        the poller down). The iteration ends after the final status (``success`` or
+        ``failed``), or when the job ends otherwise (cancelled, client closed, deadline): await
+        the job for its result or error.
+        """
+        follower = self._cell.follow()
+
+        def wake(_: object) -> None:
+            follower.wake.set()
+
+        self._future.add_done_callback(wake)
+        try:
+            status = self._cell.status
+            yield status
+            while not status.is_final:
+                follower.wake.clear()
+                if follower.latest is not None:
+                    status, follower.latest = follower.latest, None
+                    yield status
+                elif self._future.done():
+                    return
+                else:
+                    await follower.wake.wait()
+        finally:
+            self._cell.unfollow(follower)
+            self._future.remove_done_callback(wake)
 
     def add_done_callback(self, callback: Callable[..., object]) -> None:
         """Call ``callback(job)`` once the job is done (immediately if it already is)."""

@@ -266,7 +266,10 @@ class PollPolicy:
         expected_duration: Prior for the render time, until this client has seen jobs finish.
         first_poll_quantile: The first query of a job lands at this quantile of the learned
             render-time distribution (lower: less lag, more queries).
-        backoff: Growth factor of the interval between two queries of a still-running job.
+        dense_until: Up to this quantile of the learned render time, a running job is queried
+            every ``min_interval`` (higher: less lag for slow jobs, more queries).
+        backoff: After ``dense_until``, each interval between two queries of a still-running
+            job grows by this factor, up to ``max_interval``.
         max_in_flight: Queries in flight at once.
         callback_grace: For jobs with a ``callback_url``: how long after their expected
             completion the safety-net poll waits for the webhook before asking.
@@ -279,8 +282,9 @@ class PollPolicy:
     max_interval: float = attrs.field(default=15.0, validator=_positive)
     rate: float = attrs.field(default=10.0, validator=_positive)
     expected_duration: float = attrs.field(default=10.0, validator=_positive)
-    first_poll_quantile: float = attrs.field(default=0.35, validator=_fraction)
-    backoff: float = attrs.field(default=1.25, validator=_positive)
+    first_poll_quantile: float = attrs.field(default=0.3, validator=_fraction)
+    dense_until: float = attrs.field(default=0.95, validator=_fraction)
+    backoff: float = attrs.field(default=1.5, validator=_positive)
     max_in_flight: int = attrs.field(default=32, validator=_positive)  # type: ignore[arg-type]
     callback_grace: float = attrs.field(default=30.0, validator=_positive)
     not_found_grace: float = attrs.field(default=30.0, validator=_positive)

@@ -250,9 +250,9 @@ class Poller:
                 self._slots.release()
                 continue
             watch.due = math.inf  # in flight: no heap entry is live for it
-            task = self._loop.create_task(self._poll(watch))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            # The task leaves ``_in_flight`` itself when it ends (no done callback: one
+            # scheduled callback, often one loop iteration, less per query).
+            self._in_flight.add(self._loop.create_task(self._poll(watch)))
 
     async def _acquire_budget(self) -> None:
         rate = self.rate.current_rate(self._loop.time())
@@ -319,6 +319,7 @@ class Poller:
             )
         finally:
             self._slots.release()
+            self._in_flight.discard(asyncio.current_task())
 
     # -- outcomes -----------------------------------------------------------------------
 
@@ -350,9 +351,10 @@ class Poller:
         verdict = reaction.verdict
         if verdict is Verdict.RUNNING:
             watch.last_running = now
-            self._push(
-                watch, self.schedule.next_due(now, watch.polls, has_callback=watch.has_callback)
+            due = self.schedule.next_due(
+                now, watch.polls, submitted_at=watch.submitted_at, has_callback=watch.has_callback
             )
+            self._push(watch, due)
         elif verdict is Verdict.RETRY:
             self._push(watch, self.schedule.retry_due(now, watch.errors))
         elif verdict is Verdict.RATE_LIMITED:
@@ -392,5 +394,6 @@ class Poller:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._fail_all(lambda: ClientClosedError("the client was closed while the job was pending"))
+        self._in_flight.clear()
         self._queue.clear()
         self._early.clear()

@@ -1,9 +1,11 @@
 """When to poll what: pure logic, no I/O. Every method takes ``now`` from the caller's clock.
 
 - ``DurationModel`` learns this client's render times online (a log-normal fit).
-- ``Schedule`` turns it and the ``PollPolicy`` into due times: the first query near the
-  expected completion, then geometric back-off to ``max_interval``, never two queries of one
-  task within ``min_interval``; jobs with a callback get a late, rare safety net.
+- ``Schedule`` turns it and the ``PollPolicy`` into due times: the first query at a low
+  quantile of the learned render time, then one query every ``min_interval`` while the job's
+  age is inside the dense window (up to the ``dense_until`` quantile), then geometric back-off
+  to ``max_interval``; never two queries of one task within ``min_interval``; jobs with a
+  callback get a late, rare safety net.
 - ``PollQueue`` is the one min-heap of ``(due, seq, item)``: the most overdue item comes first.
 - ``RateController`` lowers the query rate on 429 (to what the server served) and recovers
   it slowly.
@@ -112,9 +114,17 @@ class DurationModel:
 
 
 class Schedule:
-    """Due times for one client's jobs under a ``PollPolicy``."""
+    """Due times for one client's jobs under a ``PollPolicy``.
 
-    __slots__ = ("_first_offset", "_first_offset_count", "model", "policy", "tick")
+    The shape is the one the exact frontier (``benchmarks/frontier.py``) finds for a lag p50
+    target on log-normal render times: no query before the window where jobs are most likely to
+    finish (``first_poll_quantile`` to ``dense_until`` of the learned distribution), one query
+    every ``min_interval`` inside it (each catches what finished since the last, within one
+    interval), and few queries after it (the interval grows by ``backoff`` per query: a job
+    still running there is unlikely to finish in any given second).
+    """
+
+    __slots__ = ("_cached_count", "_dense_end", "_first_offset", "model", "policy", "tick")
 
     def __init__(self, policy: PollPolicy, model: DurationModel | None = None) -> None:
         self.policy = policy
@@ -122,28 +132,52 @@ class Schedule:
         #: The grid due times are aligned to (see ``align``).
         self.tick = policy.min_interval * TICK_FRACTION
         self._first_offset = 0.0
-        self._first_offset_count = -1
+        self._dense_end = 0.0
+        self._cached_count = -1
 
-    def _first_poll_offset(self) -> float:
-        # Cached per learning step: this runs once per submitted job.
-        if self._first_offset_count != self.model.count:
-            self._first_offset = self.model.quantile(self.policy.first_poll_quantile)
-            self._first_offset_count = self.model.count
-        return self._first_offset
+    def _refresh(self) -> None:
+        # Cached per learning step: this runs once per query.
+        if self._cached_count != self.model.count:
+            policy = self.policy
+            self._first_offset = max(
+                policy.min_interval, self.model.quantile(policy.first_poll_quantile)
+            )
+            self._dense_end = self.model.quantile(policy.dense_until)
+            self._cached_count = self.model.count
+
+    def window(self) -> tuple[float, float]:
+        """The dense window now, as ages (seconds since submit): (first poll, end)."""
+        self._refresh()
+        return self._first_offset, self._dense_end
 
     def first_due(self, submitted_at: float, *, has_callback: bool = False) -> float:
         """When to query a job submitted at ``submitted_at`` for the first time."""
         if has_callback:
             return submitted_at + self.model.quantile(0.99) + self.policy.callback_grace
-        return submitted_at + max(self.policy.min_interval, self._first_poll_offset())
+        self._refresh()
+        return submitted_at + self._first_offset
 
-    def next_due(self, now: float, polls: int, *, has_callback: bool = False) -> float:
-        """When to query again a job still running after its ``polls``-th query (at ``now``)."""
+    def next_due(
+        self, now: float, polls: int, *, submitted_at: float, has_callback: bool = False
+    ) -> float:
+        """When to query again a job submitted at ``submitted_at``, still running at ``now``.
+
+        ``polls`` is how many times it was queried (only the safety net of a job with a
+        callback counts them).
+        """
         policy = self.policy
         if has_callback:
             return now + policy.max_interval * policy.backoff ** min(polls, 32)
-        interval = policy.min_interval * policy.backoff ** min(polls - 1, 64)
-        return now + min(policy.max_interval, max(policy.min_interval, interval))
+        self._refresh()
+        age = now - submitted_at
+        if age < self._first_offset:  # queried early (resumed, verified): wait for the window
+            wait = self._first_offset - age
+            return now + min(policy.max_interval, max(policy.min_interval, wait))
+        # Inside the window: every min_interval. After it: min_interval growing by ``backoff``
+        # per query (an interval proportional to the time since the window's end).
+        past = max(0.0, age - self._dense_end)
+        interval = policy.min_interval + (policy.backoff - 1.0) * past
+        return now + min(policy.max_interval, interval)
 
     def retry_due(self, now: float, errors: int) -> float:
         """When to query again after ``errors`` consecutive transient errors for one job."""

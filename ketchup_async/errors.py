@@ -14,6 +14,7 @@ KetchupError
 │       └── UnknownStatusError         - a query answered a status the API does not document
 ├── APIConnectionError(may_have_been_processed: bool)
 │   └── APITimeoutError
+├── BudgetExceededError(max_credits)  - not submitted: it could push spend past the budget
 ├── TaskFailedError(task_id, reason)   - the task reached `failed` (or `success` with no image)
 ├── JobTimeoutError(task_id, timeout)  - wait(timeout) passed (also TimeoutError); still tracked
 ├── JobDeadlineError(task_id, last_status) - PollPolicy.job_deadline passed; no longer tracked
@@ -44,6 +45,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "BulkError",
     "ClientClosedError",
     "DownloadError",
@@ -211,6 +213,20 @@ class TaskFailedError(KetchupError):
         self.reason = reason
         self.consumed = consumed
         super().__init__(f"task {task_id} failed: {reason or 'no reason given'}")
+
+
+class BudgetExceededError(KetchupError):
+    """An input was not submitted: it could have pushed spend past ``max_credits``.
+
+    Nothing was sent for it (``generate_many(max_credits=...)``).
+
+    Attributes:
+        max_credits: The budget.
+    """
+
+    def __init__(self, max_credits: object) -> None:
+        self.max_credits = max_credits
+        super().__init__(f"not submitted: it could push spend past the budget of {max_credits}")
 
 
 class _JobTimeout(KetchupError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.util
+import json
 import socket
 import sys
 import time
@@ -171,3 +172,44 @@ async def test_fastapi_example_refuses_bad_callbacks(server: FakeKetchupServer) 
         huge.release()
     assert statuses == (404, 413)
     assert dict(app.state.receiver.stats.rejected) == {"token": 1, "too_large": 1}
+
+
+async def test_aiohttp_example_never_tracks_ids_it_did_not_issue(
+    server: FakeKetchupServer,
+) -> None:
+    """200 made-up task ids are answered 404 and cost the API key no query."""
+    async with aiohttp_example(server) as (app, base), aiohttp.ClientSession() as http:
+        for i in range(200):
+            async with http.get(f"{base}/jobs/ta-bogus-{i}?wait=0") as response:
+                assert response.status == 404
+            async with http.get(f"{base}/jobs/ta-bogus-{i}/events") as response:
+                assert response.status == 404
+        client = app[load_example("aiohttp_backend").CLIENT]
+        assert client.pending() == 0
+    assert sum(server.stats.requests.values()) == 0
+
+
+def _events(text: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+async def test_aiohttp_example_streams_status_as_server_sent_events(
+    server: FakeKetchupServer,
+) -> None:
+    """GET /jobs/{id}/events streams the status changes, then the result, as SSE."""
+    async with aiohttp_example(server) as (_, base), aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/generate", json={"prompt": "a kite"}) as response:
+            task_id = (await response.json())["task_id"]
+        async with http.get(f"{base}/jobs/{task_id}/events") as response:
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            events = _events(await asyncio.wait_for(response.text(), 10.0))
+    assert events[0] == ("status", {"task_id": task_id, "status": "pending"})
+    assert events[-2] == ("status", {"task_id": task_id, "status": "success"})
+    assert events[-1] == (
+        "result",
+        {"task_id": task_id, "images": [f"{server.cdn_url}/images/{task_id}-0.png"]},
+    )

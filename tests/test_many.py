@@ -20,6 +20,7 @@ from ketchup_async import (
     TaskFailedError,
     ValidationError,
 )
+from ketchup_async.errors import BudgetExceededError
 from ketchup_async.testing import FakeKetchupServer
 
 from .conftest import API_KEY, make_client
@@ -256,3 +257,73 @@ async def test_a_failing_progress_hook_ends_the_iteration(client: KetchupClient)
     with pytest.raises(RuntimeError, match="progress bar broke"):
         async for _ in client.generate_many(["a"], on_progress=broken):
             pass
+
+
+async def test_max_credits_never_lets_spend_pass_the_budget(server: FakeKetchupServer) -> None:
+    """With 0.5 credits a job and a budget of 3, at most 6 tasks exist; the rest are unsent."""
+    async with make_client(server) as client:
+        prompts = [f"budget {i}" for i in range(20)]
+        outcomes = [o async for o in client.generate_many(prompts, max_credits=3)]
+    created = sum(server.stats.created_per_prompt.values())
+    spent = sum((o.result.consumed or 0) for o in outcomes if o.result is not None)
+    refused = [o for o in outcomes if isinstance(o.error, BudgetExceededError)]
+    assert len(outcomes) == 20
+    assert created == 6
+    assert spent == 3
+    assert len(refused) == 14
+    assert all(o.task_id is None for o in refused)
+    assert str(refused[0].error) == "not submitted: it could push spend past the budget of 3"
+
+
+async def test_max_credits_runs_one_job_at_a_time_until_a_price_is_known(
+    server: FakeKetchupServer,
+) -> None:
+    """Without a price, no second job is in flight before the first one's cost is known."""
+    async with make_client(server) as client:
+        peak = 0
+
+        def progress(p: ManyProgress) -> None:
+            nonlocal peak
+            peak = max(peak, p.submitted - p.succeeded)  # tasks created, not yet resolved
+
+        prompts = [f"one at a time {i}" for i in range(4)]
+        outcomes = [
+            o async for o in client.generate_many(prompts, max_credits=1, on_progress=progress)
+        ]
+    assert [o.ok for o in outcomes] == [True, True, False, False]
+    assert peak == 1
+
+
+async def test_max_credits_with_a_price_sends_in_parallel(server: FakeKetchupServer) -> None:
+    """A given price lets as many jobs fly as the budget holds at that price."""
+    async with make_client(server) as client:
+        peak = 0
+
+        def progress(p: ManyProgress) -> None:
+            nonlocal peak
+            peak = max(peak, p.submitted - p.succeeded)  # tasks created, not yet resolved
+
+        prompts = [f"priced {i}" for i in range(10)]
+        outcomes = [
+            o
+            async for o in client.generate_many(
+                prompts, max_credits="2.5", price="0.5", on_progress=progress
+            )
+        ]
+    assert sum(o.ok for o in outcomes) == 5
+    assert peak == 5
+
+
+@pytest.mark.parametrize(
+    ("field", "options"),
+    [("max_credits", {"max_credits": -1}), ("price", {"max_credits": 1, "price": "x"})],
+)
+async def test_bad_budget_options_name_the_field(
+    field: str, options: dict[str, object], server: FakeKetchupServer
+) -> None:
+    """A negative budget or a non-numeric price is a ValidationError naming the field."""
+    async with make_client(server) as client:
+        with pytest.raises(ValidationError) as info:
+            client.generate_many(["p"], **options)  # type: ignore[arg-type]
+    assert info.value.field == field
+    assert not server.stats.requests

@@ -194,6 +194,8 @@ def test_poll_policy_rejects_nonsense() -> None:
         PollPolicy(min_interval=5, max_interval=1)
     with pytest.raises(ValidationError, match="first_poll_quantile"):
         PollPolicy(first_poll_quantile=1.5)
+    with pytest.raises(ValidationError, match="dense_until"):
+        PollPolicy(dense_until=1.0)
 
 
 def test_policies_scale_durations_and_rates() -> None:

@@ -52,11 +52,82 @@ def test_model_ignores_nonsense_durations() -> None:
     assert model.median == pytest.approx(5.0)
 
 
-def test_backoff_grows_geometrically_to_the_ceiling() -> None:
-    """Intervals after the first poll grow by ``backoff`` and stop at max_interval."""
-    schedule = Schedule(PollPolicy(min_interval=1.0, max_interval=4.0, backoff=2.0))
-    intervals = [schedule.next_due(0.0, polls) for polls in range(1, 6)]
-    assert intervals == [1.0, 2.0, 4.0, 4.0, 4.0]
+def _window_schedule(**overrides: float) -> Schedule:
+    """Render times learned as log-normal, median 8 s, sigma 0.5: the window is 8 s to 8 e^0.5."""
+    options = {"min_interval": 1.0, "max_interval": 4.0, "first_poll_quantile": 0.5}
+    options.update(dense_until=NormalDist().cdf(1.0), backoff=1.5, **overrides)
+    return Schedule(PollPolicy(**options), DurationModel(8.0, prior_sigma=0.5))
+
+
+_DENSE_END = 8.0 * math.exp(0.5)
+
+
+def test_window_spans_the_two_quantiles_of_the_learned_render_time() -> None:
+    """The dense window runs from first_poll_quantile to dense_until of the model."""
+    first, end = _window_schedule().window()
+    assert first == pytest.approx(8.0, rel=1e-12)
+    assert end == pytest.approx(_DENSE_END, rel=1e-9)
+
+
+def test_first_poll_at_the_start_of_the_window() -> None:
+    """The first query lands at the first_poll_quantile of the learned render time."""
+    assert _window_schedule().first_due(100.0) == pytest.approx(108.0, rel=1e-12)
+
+
+def test_inside_the_window_a_job_is_queried_every_min_interval() -> None:
+    """From the window's start to its end the next query is min_interval later."""
+    schedule = _window_schedule()
+    assert schedule.next_due(108.0, 1, submitted_at=100.0) == pytest.approx(109.0)
+    assert schedule.next_due(112.5, 5, submitted_at=100.0) == pytest.approx(113.5)
+    assert schedule.next_due(100.0 + _DENSE_END, 9, submitted_at=100.0) == pytest.approx(
+        101.0 + _DENSE_END
+    )
+
+
+def test_after_the_window_intervals_grow_by_backoff_to_the_ceiling() -> None:
+    """Past the window each interval is backoff times the last, capped at max_interval."""
+    schedule = _window_schedule()
+    age, intervals = _DENSE_END, []
+    for polls in range(1, 6):
+        due = schedule.next_due(age, polls, submitted_at=0.0)
+        intervals.append(due - age)
+        age = due
+    assert intervals == pytest.approx([1.0, 1.5, 2.25, 3.375, 4.0])
+
+
+def test_a_job_queried_before_its_window_waits_for_the_window() -> None:
+    """A query before the window's start (a resumed task) is followed by one at the start."""
+    schedule = _window_schedule(max_interval=15.0)
+    assert schedule.next_due(102.0, 1, submitted_at=100.0) == pytest.approx(108.0)
+
+
+def test_a_long_wait_for_the_window_is_capped_at_max_interval() -> None:
+    """Waiting for a window far ahead still queries within max_interval."""
+    schedule = _window_schedule(max_interval=3.0)
+    assert schedule.next_due(101.0, 1, submitted_at=100.0) == pytest.approx(104.0)
+
+
+def test_a_query_just_before_the_window_still_waits_min_interval() -> None:
+    """Answered 0.3 s before the window opens, the next query is min_interval later, not at it."""
+    schedule = _window_schedule(max_interval=15.0)
+    assert schedule.next_due(107.7, 1, submitted_at=100.0) == pytest.approx(108.7)
+
+
+def test_the_window_follows_each_learning_step() -> None:
+    """One finished job moves the window at once (the cached offsets are refreshed)."""
+    schedule = _window_schedule()
+    assert schedule.first_due(0.0) == pytest.approx(8.0)
+    schedule.model.observe(8.0 * math.e)  # weight 5: the log-mean moves by 1/5
+    assert schedule.first_due(0.0) == pytest.approx(8.0 * math.exp(0.2), rel=1e-12)
+    # ... and its spread too: variance (1 - 1/5) * (0.25 + 1/5) = 0.36, sigma 0.6.
+    assert schedule.window()[1] == pytest.approx(8.0 * math.exp(0.2 + 0.6), rel=1e-9)
+
+
+def test_default_policy_window() -> None:
+    """The defaults: first query at the 0.3 quantile, every second up to the 0.95, then x1.5."""
+    policy = PollPolicy()
+    assert (policy.first_poll_quantile, policy.dense_until, policy.backoff) == (0.3, 0.95, 1.5)
+    assert (policy.min_interval, policy.max_interval) == (1.0, 15.0)
 
 
 def test_first_poll_never_before_min_interval() -> None:
@@ -88,7 +159,8 @@ def test_callback_jobs_get_a_late_safety_net() -> None:
     plain = schedule.first_due(0.0)
     net = schedule.first_due(0.0, has_callback=True)
     assert net > schedule.model.quantile(0.99) + 29.0 > plain
-    assert schedule.next_due(0.0, 1, has_callback=True) > schedule.next_due(0.0, 1)
+    later = schedule.next_due(0.0, 1, submitted_at=0.0, has_callback=True)
+    assert later > schedule.next_due(0.0, 1, submitted_at=0.0)
 
 
 def test_queue_gives_most_overdue_first() -> None:
@@ -202,18 +274,26 @@ def test_bracket_in_a_far_tail_still_teaches() -> None:
     min_interval=st.floats(min_value=0.01, max_value=10),
     extra=st.floats(min_value=0, max_value=100),
     callback=st.booleans(),
+    age=st.floats(min_value=0, max_value=1e4),
 )
 def test_schedule_invariants(
-    polls: int, now: float, last: float, min_interval: float, extra: float, callback: bool
+    polls: int,
+    now: float,
+    last: float,
+    min_interval: float,
+    extra: float,
+    callback: bool,
+    age: float,
 ) -> None:
     """Every due time is in the future, after the floor, and within max_interval (no callback)."""
     policy = PollPolicy(min_interval=min_interval, max_interval=min_interval + extra)
     schedule = Schedule(policy)
-    due = schedule.floor(last, schedule.next_due(now, polls, has_callback=callback))
+    nxt = schedule.next_due(now, polls, submitted_at=now - age, has_callback=callback)
+    due = schedule.floor(last, nxt)
     assert due >= last + min_interval - 1e-9
     assert due >= now + min_interval - 1e-9
     if not callback:
-        assert schedule.next_due(now, polls) <= now + policy.max_interval + 1e-9
+        assert nxt <= now + policy.max_interval + 1e-9
 
 
 @given(

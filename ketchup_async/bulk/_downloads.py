@@ -110,4 +110,4 @@ class Downloads:
             self.errors += 1
             error = "download failed: " + "; ".join(report.errors)
             logger.warning("input %s: %s", row.key, error)
-        await self.journal.set_files(row.seq, report.files, error)
+        await self.journal.set_files(row.seq, report.files, error, report.checksums)

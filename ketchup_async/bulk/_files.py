@@ -39,6 +39,7 @@ __all__ = [
     "files_missing",
     "place",
     "safe_name",
+    "sha256_file",
 ]
 
 #: Longest stem made from a key (room is left for ``-2`` and a digest suffix).
@@ -79,15 +80,26 @@ class DownloadReport:
     Attributes:
         files: Names of the files written (relative to the directory), in image order.
         errors: One message per image that could not be written.
+        checksums: The sha256 (hex) of each file written, in ``files`` order.
     """
 
     files: tuple[str, ...]
     errors: tuple[str, ...]
+    checksums: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
         """True when every image was written."""
         return not self.errors
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 (hex) of the file at ``path`` (blocking: run it in a thread)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def file_stem(key: str) -> str:
@@ -172,12 +184,14 @@ async def download_result(
         stems = [base if i == 0 else f"{base}-{i + 1}" for i in range(len(images))]
     await anyio.to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
     files: list[str] = []
+    sums: list[str] = []
     errors: list[str] = []
     for index, (image, stem) in enumerate(zip(images, stems, strict=True)):
         try:
             _inside(folder, stem)
             staged = await client.download(image, stage / f".ketchup-{secrets.token_hex(8)}")
             try:
+                digest = await anyio.to_thread.run_sync(sha256_file, staged)
                 path = await anyio.to_thread.run_sync(place, staged, folder, stem)
             finally:
                 staged.unlink(missing_ok=True)
@@ -185,7 +199,8 @@ async def download_result(
             errors.append(f"image {index + 1}: {exc}")
             continue
         files.append(path.name)
-    return DownloadReport(tuple(files), tuple(errors))
+        sums.append(digest)
+    return DownloadReport(tuple(files), tuple(errors), tuple(sums))
 
 
 def files_missing(directory: Path, files: Sequence[str], expected: int) -> bool:

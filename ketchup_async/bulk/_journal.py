@@ -362,10 +362,23 @@ class Journal:
         return self._transition(seq, State.UNCERTAIN, {"error": error})
 
     def set_files(
-        self, seq: int, files: Sequence[str], error: str | None = None
+        self,
+        seq: int,
+        files: Sequence[str],
+        error: str | None = None,
+        checksums: Sequence[str] = (),
     ) -> asyncio.Future[None]:
-        """Record the files of a ``succeeded`` row (or why they are missing)."""
-        return self._submit(lambda c: sql.set_files(c, seq, list(files), error, time.time()))
+        """Record the files of a ``succeeded`` row and their sha256 (or why some are missing)."""
+        sums = list(checksums)
+        return self._submit(lambda c: sql.set_files(c, seq, list(files), error, time.time(), sums))
+
+    def mark_reused(self, seq: int, values: dict[str, Any]) -> asyncio.Future[None]:
+        """``queued -> reused`` with its ``files``, ``checksums``, ``reused_from``, ``saved``."""
+        return self._transition(seq, State.REUSED, values, source=State.QUEUED)
+
+    def call(self, op: Op) -> asyncio.Future[Any]:
+        """Run ``op(connection)`` on the journal thread, in the next commit (see ``_sql``)."""
+        return self._submit(op)
 
     def claim_names(self, seq: int, base: str, count: int) -> asyncio.Future[list[str]]:
         """Reserve ``count`` file stems for row ``seq``: ``base``, ``base-2``, ...

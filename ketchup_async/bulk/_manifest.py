@@ -2,7 +2,9 @@
 
 Runs on the journal thread (a function of the ``sqlite3.Connection``). The file is created
 0600: it holds the user's prompts. Each line: ``id``, ``prompt``, ``task_id``, ``status``,
-``files``, ``consumed``, ``error``.
+``files``, ``consumed`` (credits this input cost this run's journal), ``error``, and for a
+``reused`` input ``reused_from`` (``run``, ``id``, ``task_id`` of the source) and ``saved`` (the
+credits its source paid; its ``task_id`` is the source's task).
 """
 
 from __future__ import annotations
@@ -29,16 +31,19 @@ def write_manifest(conn: sqlite3.Connection, dest: Path) -> int:
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with open(fd, "w", encoding="utf-8", newline="\n") as handle:
             cursor = conn.execute(
-                "SELECT seq, key, request, state, task_id, files, consumed, error "
-                "FROM inputs ORDER BY seq"
+                "SELECT seq, key, request, state, task_id, files, consumed, error, reused_from, "
+                "saved FROM inputs ORDER BY seq"
             )
-            for seq, key, request, state, task_id, files, consumed, error in cursor:
+            for seq, key, request, state, task_id, files, consumed, error, source, saved in cursor:
                 try:
                     prompt = json.loads(request).get("prompt")
                     names = json.loads(files) if files else []
-                except (ValueError, TypeError, AttributeError):
+                    origin = json.loads(source) if source else None
+                    if origin is not None:
+                        task_id = origin["task_id"]
+                except (ValueError, TypeError, AttributeError, KeyError):
                     raise ValueError(
-                        f"row #{seq}: column 'request' or 'files' is damaged"
+                        f"row #{seq}: column 'request', 'files' or 'reused_from' is damaged"
                     ) from None
                 entry = {
                     "id": key,
@@ -49,6 +54,9 @@ def write_manifest(conn: sqlite3.Connection, dest: Path) -> int:
                     "consumed": consumed,
                     "error": error,
                 }
+                if origin is not None:
+                    entry["reused_from"] = origin
+                    entry["saved"] = saved
                 handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
                 lines += 1
             handle.flush()

@@ -23,6 +23,8 @@ class BulkProgress:
         downloading: Successes whose files are being written.
         files_written: Files written during this run.
         elapsed: Seconds since this run started.
+        max_credits: The credit budget (None: no limit).
+        spent_before: Credits consumed by earlier runs of the journal (in ``consumed``).
     """
 
     total: int
@@ -32,6 +34,8 @@ class BulkProgress:
     downloading: int
     files_written: int
     elapsed: float
+    max_credits: Decimal | None = None
+    spent_before: Decimal = Decimal(0)
 
     @property
     def done(self) -> int:

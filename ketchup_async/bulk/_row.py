@@ -13,7 +13,10 @@ from ._states import State
 __all__ = ["COLUMNS", "Row", "row_from_db"]
 
 #: The columns a ``Row`` is built from, in order.
-COLUMNS = "seq, key, request, state, task_id, images, files, consumed, error"
+COLUMNS = (
+    "seq, key, request, state, task_id, images, files, consumed, error, checksums, reused_from, "
+    "saved"
+)
 
 
 @attrs.frozen
@@ -29,7 +32,11 @@ class Row:
         images: The result images (URLs or data URIs) of a success.
         files: The files written for it, relative to the output directory.
         consumed: Credits consumed, as the API reported them.
-        error: Why it failed / is uncertain / lacks files.
+        error: Why it failed / is uncertain / lacks files / was not sent (``budget``).
+        checksums: The sha256 (hex) of each file, in ``files`` order.
+        reused_from: For a ``reused`` input: ``run`` (the source directory), ``id`` and
+            ``task_id`` of the input whose files it took.
+        saved: For a ``reused`` input: the credits its source paid (this run paid none).
     """
 
     seq: int
@@ -41,6 +48,9 @@ class Row:
     files: tuple[str, ...] = ()
     consumed: str | None = None
     error: str | None = None
+    checksums: tuple[str, ...] = ()
+    reused_from: dict[str, Any] | None = attrs.field(default=None, eq=False)
+    saved: str | None = None
 
     @property
     def prompt(self) -> str:
@@ -71,10 +81,11 @@ def row_from_db(record: Sequence[Any]) -> Row:
     Raises:
         ValueError: The row is damaged (naming the row and the column).
     """
-    seq, key, request, state, task_id, images, files, consumed, error = record
+    seq, key, request, state, task_id, images, files, consumed, error, sums, source, saved = record
     if not isinstance(seq, int) or not isinstance(key, str):
         raise ValueError(f"row #{seq}: bad seq or key {key!r}")
-    for column, value in (("task_id", task_id), ("consumed", consumed), ("error", error)):
+    texts = (("task_id", task_id), ("consumed", consumed), ("error", error), ("saved", saved))
+    for column, value in texts:
         if value is not None and not isinstance(value, str):
             raise ValueError(f"row #{seq}: column {column!r} is not text")
     return Row(
@@ -87,4 +98,7 @@ def row_from_db(record: Sequence[Any]) -> Row:
         files=tuple(_decoded(seq, "files", files, list)) if files else (),
         consumed=consumed,
         error=error,
+        checksums=tuple(_decoded(seq, "checksums", sums, list)) if sums else (),
+        reused_from=_decoded(seq, "reused_from", source, dict) if source else None,
+        saved=saved,
     )

@@ -41,6 +41,7 @@ from ._outdir import MANIFEST_FILE, journal_path
 from ._progress import BulkProgress
 from ._recovery import read_recovered
 from ._runner import BulkRunner
+from ._spend import reuse_queued, saved_total
 from ._states import State
 from ._values import BulkInput, BulkOptions, BulkSummary
 
@@ -208,11 +209,13 @@ async def _execute(
         if inputs is not None:
             await _ingest(client, journal, inputs, options)
         await journal.recover(resubmit_uncertain=options.resubmit_uncertain)
+        reused = await reuse_queued(journal, out_dir, options.reuse)
         runner = BulkRunner(client, journal, out_dir, options)
         await runner.drive()
         counts = await journal.counts()
         missing = await journal.missing_files()
         consumed = await journal.consumed_total()
+        saved = await saved_total(journal)
         failing = False
     finally:
         await _finish(journal, out_dir, failing=failing)
@@ -232,6 +235,12 @@ async def _execute(
         consumed=consumed,
         elapsed=time.monotonic() - started,
         download=options.download,
+        reused=counts[State.REUSED],
+        spent_before=runner.spent_before,
+        max_credits=options.max_credits,
+        budget_reached=runner.gate.reached,
+        reused_now=reused,
+        saved=saved,
     )
 
 

@@ -3,16 +3,13 @@
 One pass (``BulkRunner.drive``) does, concurrently:
 - re-attach every ``submitted`` task with ``client.track()`` (no new submit);
 - download the files of every success that lacks them on disk;
-- submit every ``queued`` input through ``generate_many``, journaling ``submitting`` just before
-  each attempt goes on the wire (after any ``submit_rate`` wait, holding a request slot),
+- submit every ``queued`` input the credit budget admits (``_spend.BudgetGate``) through
+  ``generate_many``, journaling ``submitting`` just before each attempt goes on the wire,
   ``queued`` again when an attempt was refused without being charged (429/503/500, a
-  connection that never carried it: the client then waits to retry, and a run stopped during
-  that wait leaves the input ``queued``, not ``uncertain``), and the task id as soon as it is
-  known (all awaited: they guard the money);
-- record each outcome, then download its images (bounded concurrency).
-
-Outcome writes are not awaited one by one (the journal groups them into few commits); a crash
-before one is committed only means the task is re-attached on resume.
+  connection that never carried it: a run stopped during the client's wait leaves the input
+  ``queued``), and the task id as soon as it is known (all awaited: they guard the money);
+- record each outcome (writes grouped into few commits: a crash before one is committed only
+  means the task is re-attached on resume), then download its images (bounded concurrency).
 
 A task id the journal cannot record (a full disk) is never dropped: the write is retried a
 few times, then the id is logged at ERROR and appended to the recovery file (``_recovery``),
@@ -42,6 +39,7 @@ from ._journal import Journal, Row
 from ._outdir import RECOVERY_FILE, run_dir
 from ._progress import BulkProgress
 from ._recovery import Recovered, RecoveryLog, TaskIdKeeper
+from ._spend import BudgetGate, consumed_text, load_budget, stop_for_budget
 from ._states import (
     State,
     is_fatal_submit_error,
@@ -76,10 +74,6 @@ class _Stopping(Exception):
     """The run is stopping: an attempt about to go on the wire is not sent."""
 
 
-def _consumed(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
 class BulkRunner:
     """Drives one journal's unfinished inputs; see the module docstring."""
 
@@ -95,6 +89,8 @@ class BulkRunner:
 
         self.counts: dict[State, int] = dict.fromkeys(State, 0)
         self.consumed = Decimal(0)
+        self.spent_before = Decimal(0)
+        self.gate = BudgetGate(None)
         self.finished = 0
         self.submits = 0
         self.resumed = 0
@@ -131,6 +127,8 @@ class BulkRunner:
             downloading=len(self._downloads),
             files_written=self._downloads.files_written,
             elapsed=time.monotonic() - self._started,
+            max_credits=self.options.max_credits,
+            spent_before=self.spent_before,
         )
 
     def report(self) -> None:
@@ -164,7 +162,8 @@ class BulkRunner:
     async def drive(self) -> None:
         """Bring every unfinished input to a final state (or as far as this run can)."""
         self.counts = await self.journal.counts()
-        self.consumed = await self.journal.consumed_total()
+        self.consumed = self.spent_before = await self.journal.consumed_total()
+        self.gate = BudgetGate(await load_budget(self.journal, self.options))
         self._started = time.monotonic()
         self.report()
         ticker = asyncio.get_running_loop().create_task(self._tick()) if self.progress else None
@@ -255,6 +254,9 @@ class BulkRunner:
                 except ValidationError as exc:
                     await self._refuse(row, exc)
                     continue
+                if not await self.gate.admit(row.seq, str(row.request.get("model"))):
+                    await stop_for_budget(self.journal)  # unsent inputs: queued, "budget"
+                    return
                 self._seq_of_index[index] = row
                 index += 1
                 yield request
@@ -314,6 +316,7 @@ class BulkRunner:
             sent = outcome.index in self._on_the_wire  # before_submit journaled it
             self._on_the_wire.discard(outcome.index)
             target = state_after_submit_error(error, sent=sent)
+            self.gate.submit_failed(row.seq, uncertain=target is State.UNCERTAIN)
             if not sent:  # failed before it went on the wire: the row is still queued
                 if target is State.QUEUED:
                     return
@@ -371,8 +374,10 @@ class BulkRunner:
     def _task_error(self, row: Row, error: KetchupError) -> None:
         if state_after_task_error(error) is None:
             logger.warning("task %s of input %s left pending: %s", row.task_id, row.key, error)
+            self.gate.hold(row.seq)  # may still be charged
             return  # stays `submitted`: a resume re-attaches it
-        consumed = _consumed(getattr(error, "consumed", None))
+        consumed = consumed_text(getattr(error, "consumed", None))
+        self.gate.settle(row.seq, consumed, failed=True)
         self._watch(self.journal.mark_failed(row.seq, str(error), consumed))
         if consumed is not None:
             self.consumed += Decimal(consumed)
@@ -380,7 +385,8 @@ class BulkRunner:
 
     def _succeeded(self, row: Row, result: GenerationResult) -> None:
         images = [image.image for image in result.images]
-        consumed = _consumed(result.consumed)
+        consumed = consumed_text(result.consumed)
+        self.gate.settle(row.seq, consumed)
         self._watch(self.journal.mark_succeeded(row.seq, images, consumed))
         if consumed is not None:
             self.consumed += Decimal(consumed)

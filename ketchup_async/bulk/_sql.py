@@ -29,6 +29,7 @@ __all__ = [
     "JournalError",
     "JournalMismatchError",
     "Row",
+    "BUDGET_REASON",
     "add_inputs",
     "as_journal_error",
     "attach_task",
@@ -37,18 +38,21 @@ __all__ = [
     "counts",
     "get_meta",
     "has_tasks",
+    "mark_budget_stopped",
     "missing_files",
     "recover",
     "row_by_key",
     "row_from_db",
     "rows",
+    "saved_values",
     "set_files",
     "set_meta",
     "setup",
+    "spend_rows",
     "transition",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,6 +66,9 @@ CREATE TABLE IF NOT EXISTS inputs (
     files TEXT,
     consumed TEXT,
     error TEXT,
+    checksums TEXT,
+    reused_from TEXT,
+    saved TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -74,8 +81,16 @@ CREATE TABLE IF NOT EXISTS names (
 CREATE UNIQUE INDEX IF NOT EXISTS names_owner ON names (seq, idx);
 """
 
+# Columns version 2 added to ``inputs`` (a version 1 journal gets them on open).
+_ADDED_IN_2 = ("checksums", "reused_from", "saved")
+
 # Columns a transition may set (the SQL is built from these names only).
-_SETTABLE = frozenset({"task_id", "images", "consumed", "error"})
+_SETTABLE = frozenset(
+    {"task_id", "images", "consumed", "error", "files", "checksums", "reused_from", "saved"}
+)
+
+#: The error of a ``queued`` input a credit budget kept from being sent.
+BUDGET_REASON = "budget"
 
 _INTERRUPTED = (
     "the run stopped while this submit was in flight: it may or may not have been charged"
@@ -105,13 +120,17 @@ def setup(conn: sqlite3.Connection) -> None:
             if statement.strip():
                 conn.execute(statement)
         found = get_meta(conn, "schema")
-        if found is None:
-            set_meta(conn, "schema", str(SCHEMA_VERSION))
-        elif not found.isdigit() or int(found) > SCHEMA_VERSION:
+        if found is not None and (not found.isdigit() or int(found) > SCHEMA_VERSION):
             raise JournalError(
                 f"the journal has schema version {found!r}; this ketchup-async reads "
                 f"version {SCHEMA_VERSION} (upgrade ketchup-async)"
             )
+        present = {r[1] for r in conn.execute("PRAGMA table_info(inputs)")}
+        for column in _ADDED_IN_2:
+            if column not in present:  # a version 1 journal
+                conn.execute(f"ALTER TABLE inputs ADD COLUMN {column} TEXT")
+        if found != str(SCHEMA_VERSION):
+            set_meta(conn, "schema", str(SCHEMA_VERSION))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -189,6 +208,26 @@ def missing_files(conn: sqlite3.Connection) -> int:
 def consumed_values(conn: sqlite3.Connection) -> list[str]:
     """Every non-null ``consumed`` value."""
     return [r[0] for r in conn.execute("SELECT consumed FROM inputs WHERE consumed IS NOT NULL")]
+
+
+def saved_values(conn: sqlite3.Connection) -> list[str]:
+    """Every non-null ``saved`` value (credits reused inputs did not pay again)."""
+    return [r[0] for r in conn.execute("SELECT saved FROM inputs WHERE saved IS NOT NULL")]
+
+
+def spend_rows(conn: sqlite3.Connection) -> list[tuple[int, str, str, str | None]]:
+    """``(seq, request JSON, state, consumed)`` of every input that may have cost credits."""
+    maybe = [s.value for s in (State.SUBMITTED, State.SUCCEEDED, State.FAILED, State.UNCERTAIN)]
+    query = "SELECT seq, request, state, consumed FROM inputs WHERE state IN (?, ?, ?, ?)"
+    return [(r[0], r[1], r[2], r[3]) for r in conn.execute(query, maybe)]
+
+
+def mark_budget_stopped(conn: sqlite3.Connection, now: float) -> int:
+    """Give every ``queued`` input the reason ``budget``; return how many."""
+    return conn.execute(
+        "UPDATE inputs SET error = ?, updated_at = ? WHERE state = ?",
+        (BUDGET_REASON, now, State.QUEUED.value),
+    ).rowcount
 
 
 def rows(
@@ -286,7 +325,12 @@ def recover(conn: sqlite3.Connection, resubmit_uncertain: bool, now: float) -> t
 
 
 def set_files(
-    conn: sqlite3.Connection, seq: int, files: list[str], error: str | None, now: float
+    conn: sqlite3.Connection,
+    seq: int,
+    files: list[str],
+    error: str | None,
+    now: float,
+    checksums: list[str] | None = None,
 ) -> None:
     """Record the files of a succeeded row (and why some are missing, if they are).
 
@@ -294,8 +338,9 @@ def set_files(
         JournalError: The row has not succeeded.
     """
     cursor = conn.execute(
-        "UPDATE inputs SET files = ?, error = ?, updated_at = ? WHERE seq = ? AND state = ?",
-        (json.dumps(files), error, now, seq, State.SUCCEEDED.value),
+        "UPDATE inputs SET files = ?, checksums = ?, error = ?, updated_at = ? "
+        "WHERE seq = ? AND state = ?",
+        (json.dumps(files), json.dumps(checksums or []), error, now, seq, State.SUCCEEDED.value),
     )
     if cursor.rowcount != 1:
         raise JournalError(f"input #{seq} has not succeeded: it has no files to record")

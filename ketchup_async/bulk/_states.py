@@ -1,6 +1,8 @@
 """The life of one input of a durable bulk run: states and allowed transitions (pure, no I/O).
 
 ```
+queued ──> reused                                  (identical request found in a reused run:
+ │                                                  its files copied, nothing submitted)
 queued ──> submitting ──> submitted ──> succeeded
  ^  ^         │ │ │             └─────> failed     (the task failed)
  │  │         │ │ └───────────────────> failed     (refused for good: a bad request)
@@ -58,26 +60,30 @@ class State(str, enum.Enum):
     SUCCEEDED = "succeeded"  # the task succeeded (its files may still be downloading)
     FAILED = "failed"  # the task failed, or the submit was refused (nothing charged)
     UNCERTAIN = "uncertain"  # the submit may or may not have been charged
+    REUSED = "reused"  # files taken from an identical request of another run: never submitted
 
     @property
     def is_final(self) -> bool:
-        """True for ``succeeded``, ``failed`` and ``uncertain``."""
+        """True for ``succeeded``, ``failed``, ``uncertain`` and ``reused``."""
         return self in FINAL_STATES
 
     def __str__(self) -> str:
         return self.value
 
 
-FINAL_STATES: frozenset[State] = frozenset({State.SUCCEEDED, State.FAILED, State.UNCERTAIN})
+FINAL_STATES: frozenset[State] = frozenset(
+    {State.SUCCEEDED, State.FAILED, State.UNCERTAIN, State.REUSED}
+)
 
 #: Every allowed transition; anything else is a bug (and refused by the journal).
 TRANSITIONS: Mapping[State, frozenset[State]] = {
-    State.QUEUED: frozenset({State.SUBMITTING}),
+    State.QUEUED: frozenset({State.SUBMITTING, State.REUSED}),
     State.SUBMITTING: frozenset({State.SUBMITTED, State.FAILED, State.UNCERTAIN, State.QUEUED}),
     State.SUBMITTED: frozenset({State.SUCCEEDED, State.FAILED}),
     State.SUCCEEDED: frozenset(),
     State.FAILED: frozenset(),
     State.UNCERTAIN: frozenset({State.QUEUED}),  # only with resubmit_uncertain
+    State.REUSED: frozenset(),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from .._budget import CreditBudget
 from .._models import GenerateRequest
 from ..errors import ValidationError
 from ._progress import BulkProgress
@@ -41,6 +43,23 @@ def _callback_url(_: object, attribute: attrs.Attribute[Any], value: object) -> 
         GenerateRequest("-", callback_url=value)  # type: ignore[arg-type]  # validates it
 
 
+def _max_credits(value: object) -> Decimal | None:
+    return None if value is None else CreditBudget(value).limit
+
+
+def _price(value: object) -> Decimal | None:
+    return None if value is None else CreditBudget(0, price=value).price
+
+
+def _runs(value: object) -> tuple[Path, ...]:
+    if isinstance(value, (str, bytes, os.PathLike)) or not isinstance(value, (list, tuple)):
+        raise ValidationError("reuse", f"must be a list of run directories, got {value!r}")
+    for item in value:
+        if not isinstance(item, (str, os.PathLike)) or not str(item):
+            raise ValidationError("reuse", f"must hold directory paths, got {item!r}")
+    return tuple(Path(item) for item in value)
+
+
 def _mask(url: str | None) -> str:
     return "None" if url is None else "'<set>'"
 
@@ -60,6 +79,15 @@ class BulkOptions:
         callback_url: The webhook URL every submit carries (None: results are polled). It is
             run configuration, never journaled: its secret token stays out of the files on
             disk, so give it again to ``resume_bulk``.
+        max_credits: Never submit a job that could push the journal's spend (credits consumed
+            by finished jobs, earlier runs included, plus a reservation per job in flight)
+            past this; inputs left unsent stay ``queued`` with the reason ``budget`` (None: no
+            limit). See ``CreditBudget``.
+        price: Credits one job costs at most, used for reservations from the start (None:
+            learn it per model from results; until then one job at a time).
+        reuse: Directories of earlier runs whose successes are reused: an input whose request
+            is identical (model, prompt, reference images) gets their files (checksums
+            verified) instead of being submitted, and ends ``reused``.
 
     Raises:
         ValidationError: naming the bad option.
@@ -74,6 +102,9 @@ class BulkOptions:
     )
     progress_interval: float = attrs.field(default=0.1, validator=_positive_number)
     callback_url: str | None = attrs.field(default=None, validator=_callback_url, repr=_mask)
+    max_credits: Decimal | None = attrs.field(default=None, converter=_max_credits)
+    price: Decimal | None = attrs.field(default=None, converter=_price)
+    reuse: tuple[Path, ...] = attrs.field(default=(), converter=_runs)
 
 
 @attrs.frozen
@@ -103,6 +134,7 @@ class BulkSummary:
         total: Inputs in the journal.
         succeeded: Inputs whose task succeeded.
         failed: Inputs that failed (the task failed, or the submit was refused).
+        reused: Inputs whose files were taken from a reused run (whole journal).
         uncertain: Inputs whose submit may or may not have been charged (not resubmitted).
         pending: Inputs not final yet (the run was interrupted): resume them.
         missing_files: Successes without all their files on record.
@@ -110,9 +142,15 @@ class BulkSummary:
         resumed: Tasks of an earlier run re-attached by this run.
         files_written: Files written by this run.
         queries: Task queries this run's client sent.
-        consumed: Credits consumed by the whole journal.
+        consumed: Credits consumed by the whole journal (earlier runs included).
         elapsed: Seconds this run took.
         download: Whether files were downloaded.
+        spent_before: Credits the journal had consumed before this run started.
+        max_credits: The credit budget of this run (None: no limit).
+        budget_reached: True when the budget kept inputs from being sent (they are
+            ``queued`` with the reason ``budget``).
+        reused_now: Inputs reused by this run.
+        saved: Credits reuse saved (what the reused results' sources paid), whole journal.
     """
 
     out_dir: Path
@@ -130,8 +168,20 @@ class BulkSummary:
     consumed: Decimal
     elapsed: float
     download: bool
+    reused: int = 0
+    spent_before: Decimal = Decimal(0)
+    max_credits: Decimal | None = None
+    budget_reached: bool = False
+    reused_now: int = 0
+    saved: Decimal = Decimal(0)
+
+    @property
+    def spent(self) -> Decimal:
+        """Credits consumed during this run."""
+        return self.consumed - self.spent_before
 
     @property
     def ok(self) -> bool:
-        """True when every input succeeded (and has its files, when downloading)."""
-        return self.succeeded == self.total and not (self.download and self.missing_files)
+        """True when every input succeeded or was reused (with its files, when downloading)."""
+        done = self.succeeded + self.reused == self.total
+        return done and not (self.download and self.missing_files)

@@ -47,18 +47,26 @@ def _positive_float(text: str) -> float:
     return value
 
 
-EPILOG = """\
+EXIT_STATUS_HELP = """\
 exit status:
   0    every input succeeded (status: every task was read)
   1    some inputs failed, are uncertain or not finished (see the summary)
   2    usage error (bad flag, input file, key or directory): nothing was sent
   4    the run's journal cannot be used (locked by another run, corrupt, or a write
        failed, e.g. a full disk): fix the cause, then `ketchup resume DIR`
+  5    the credit budget (--max-credits) was reached and nothing failed: inputs not
+       sent stay queued; go on with `ketchup resume DIR --max-credits M`
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM): `ketchup resume DIR` continues
+"""
+
+EPILOG = (
+    EXIT_STATUS_HELP
+    + """
 
 The API key comes from $KETCHUP_API_KEY or --api-key-file, never from the command line.
 -v, --base-url and --api-key-file may come before or after the command.
 """
+)
 
 
 def _add_global(parser: argparse.ArgumentParser, *, top: bool, connection: bool) -> None:
@@ -92,6 +100,35 @@ def _add_global(parser: argparse.ArgumentParser, *, top: bool, connection: bool)
         metavar="FILE",
         default=default(None),
         help="read the API key from FILE (default: $KETCHUP_API_KEY); mode 600 or stricter",
+    )
+
+
+def _credits(text: str) -> str:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of credits, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number of credits >= 0, got {text!r}")
+    return text.strip()  # kept as text: credits are Decimals
+
+
+def _add_budget(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "--max-credits",
+        type=_credits,
+        metavar="N",
+        help="never submit a job that could push this run's spend (credits consumed, earlier "
+        "runs in DIR included, plus a reservation per job in flight) past N; the rest stays "
+        "queued (exit status 5)",
+    )
+    add(
+        "--price",
+        type=_credits,
+        metavar="P",
+        help="credits one job costs at most, reserved per job from the start (default: learned "
+        "from results, one job at a time until then)",
     )
 
 
@@ -146,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate an image per input into DIR, durably: the run is journaled in "
         "DIR/.ketchup, so running the same command again (or `ketchup resume DIR`) picks up "
         "where it stopped without paying twice.",
+        epilog=EXIT_STATUS_HELP,
     )
     gen.add_argument(
         "input",
@@ -163,6 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="reference image for inputs that have none (repeatable)",
     )
     _add_run(gen)
+    _add_budget(gen)
+    gen.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="take the files of identical requests (model, prompt, images) that succeeded in "
+        "the earlier run DIR instead of paying again (repeatable; checksums verified)",
+    )
     _add_connection(gen)
 
     resume = commands.add_parser(
@@ -172,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         "missing files, submit what was never sent. Inputs whose submit was in flight when the "
         "run stopped are 'uncertain' (they may have been charged) and are left alone unless "
         "--resubmit-uncertain is given.",
+        epilog=EXIT_STATUS_HELP,
     )
     resume.add_argument("dir", metavar="DIR", help="the output directory of the run")
     resume.add_argument(
@@ -180,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="submit uncertain inputs again (each may then be paid twice)",
     )
     _add_run(resume)
+    _add_budget(resume)
     _add_connection(resume)
 
     status = commands.add_parser(

@@ -28,6 +28,7 @@ from ._health import ApiHealth, ErrorLog
 from ._inputs import load_inputs
 from ._progress import make_reporter, print_summary
 from ._runtime import (
+    EXIT_BUDGET,
     EXIT_FAILED,
     EXIT_JOURNAL,
     EXIT_OK,
@@ -109,7 +110,16 @@ def run_bulk_command(
             f"ketchup: {_inputs(summary.uncertain)} uncertain (the submit may have been "
             f"charged): ketchup resume {out_dir} --resubmit-uncertain submits them again"
         )
-    return EXIT_OK if summary.ok else EXIT_FAILED
+    if summary.budget_reached and summary.pending:
+        print(
+            f"ketchup: the credit budget ({summary.max_credits}) was reached: "
+            f"{_inputs(summary.pending)} queued, not sent; go on with: "
+            f"ketchup resume {out_dir} --max-credits M"
+        )
+    if summary.ok:
+        return EXIT_OK
+    failed = summary.failed or summary.uncertain or (summary.download and summary.missing_files)
+    return EXIT_BUDGET if summary.budget_reached and not failed else EXIT_FAILED
 
 
 def _inputs(count: int) -> str:
@@ -135,6 +145,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             download=args.download,
             progress=progress,
+            reuse=args.reuse,
+            max_credits=args.max_credits,
+            price=args.price,
         )
 
     return run_bulk_command(
@@ -158,6 +171,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
             download=args.download,
             resubmit_uncertain=args.resubmit_uncertain,
             progress=progress,
+            max_credits=args.max_credits,
+            price=args.price,
         )
 
     return run_bulk_command(

@@ -46,6 +46,12 @@ def _credits(value: Decimal) -> str:
     return f"{value:,.2f}"
 
 
+def _spend(p: BulkProgress) -> str:
+    """``1.50 credits``, or ``1.50/10.00 credits`` under a budget."""
+    budget = "" if p.max_credits is None else f"/{_credits(p.max_credits)}"
+    return f"{_credits(p.consumed)}{budget} credits"
+
+
 def _states(p: BulkProgress) -> str:
     c = p.counts
     text = f"ok {c[State.SUCCEEDED]}  failed {c[State.FAILED]}  uncertain {c[State.UNCERTAIN]}"
@@ -56,7 +62,7 @@ def format_line(p: BulkProgress, errors: int = 0) -> str:
     """One plain progress line (with the failed-request count when there is one)."""
     line = (
         f"[{p.elapsed:7.1f}s] {p.done}/{p.total} done | {_states(p)} | "
-        f"{_credits(p.consumed)} credits | {p.rate:.1f}/s | ETA {format_duration(p.eta)}"
+        f"{_spend(p)} | {p.rate:.1f}/s | ETA {format_duration(p.eta)}"
     )
     return f"{line} | {_errors(errors)}" if errors else line
 
@@ -168,9 +174,7 @@ class RichProgress:
                 "[green]ok {task.fields[ok]}[/] · {task.fields[failed]} · "
                 "in flight {task.fields[flight]}{task.fields[uncertain]}"
             ),
-            TextColumn(
-                "│ {task.fields[credits]} credits │ {task.fields[rate]}/s │ ETA {task.fields[eta]}"
-            ),
+            TextColumn("│ {task.fields[credits]} │ {task.fields[rate]}/s │ ETA {task.fields[eta]}"),
             TextColumn("{task.fields[errors]}"),
             console=console,
             transient=False,
@@ -183,7 +187,7 @@ class RichProgress:
             failed="failed 0",
             uncertain="",
             flight=0,
-            credits="0.00",
+            credits="0.00 credits",
             rate="0.0",
             eta="?",
             errors="",
@@ -202,7 +206,7 @@ class RichProgress:
             failed=_count("failed", c[State.FAILED], "red"),
             uncertain=_uncertain(c[State.UNCERTAIN]),
             flight=progress.in_flight,
-            credits=_credits(progress.consumed),
+            credits=_spend(progress),
             rate=f"{progress.rate:.1f}",
             eta=format_duration(progress.eta),
             errors=f"│ [red]{_errors(errors)}[/]" if errors else "",
@@ -249,10 +253,24 @@ def _rows(summary: BulkSummary) -> list[tuple[str, str]]:
         ("re-attached (this run)", f"{summary.resumed:,}"),
         ("queries per job", f"{summary.queries / jobs:.2f}" if jobs else "-"),
         ("credits consumed", _credits(summary.consumed)),
+        *_spend_rows(summary),
         ("wall time", f"{summary.elapsed:.1f}s"),
         ("throughput", f"{jobs / summary.elapsed:.1f} jobs/s" if summary.elapsed > 0 else "-"),
         ("manifest", str(summary.manifest)),
     ]
+    return rows
+
+
+def _spend_rows(summary: BulkSummary) -> list[tuple[str, str]]:
+    rows = []
+    if summary.max_credits is not None:
+        rows.append(("credit budget", _credits(summary.max_credits)))
+    if summary.spent_before:  # earlier runs' spend counts against the budget too
+        rows.append(("credits spent before this run", _credits(summary.spent_before)))
+    rows.append(("credits spent (this run)", _credits(summary.spent)))
+    if summary.reused:
+        rows.append(("reused", f"{summary.reused:,}"))
+        rows.append(("credits saved by reuse", _credits(summary.saved)))
     return rows
 
 

@@ -7,6 +7,8 @@ Exit codes (also in ``ketchup --help`` and the README):
 - 2 ``EXIT_USAGE``: a usage error (bad flag, input, key, directory): nothing was sent.
 - 4 ``EXIT_JOURNAL``: the run's journal cannot be used (locked by another run, unreadable or
   corrupt, or a write failed, e.g. a full disk); fix the cause, then ``ketchup resume DIR``.
+- 5 ``EXIT_BUDGET``: the credit budget (``--max-credits``) was reached and nothing failed;
+  inputs not sent stay queued (``ketchup resume DIR --max-credits M``).
 - 130 / 143 ``EXIT_INTERRUPTED`` / ``EXIT_TERMINATED``: stopped by Ctrl-C / SIGTERM (128 + the
   signal's number, as a shell reports it); the journal is intact.
 """
@@ -32,6 +34,7 @@ from .. import KetchupClient, PollPolicy, RetryPolicy, ValidationError
 from ._args import UsageError
 
 __all__ = [
+    "EXIT_BUDGET",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_JOURNAL",
@@ -46,7 +49,7 @@ __all__ = [
     "run_async",
 ]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_JOURNAL = 0, 1, 2, 4
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_JOURNAL, EXIT_BUDGET = 0, 1, 2, 4, 5
 #: 128 + the signal's number, as a shell reports a process killed by it.
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
 

@@ -9,12 +9,14 @@ resolves. The API does not sign callbacks, so the URL carries a secret path toke
     receiver.add_to(app)                         # aiohttp: POST /ketchup/callback/{token}
     job = await client.submit("a red bicycle", callback_url=receiver.callback_url(BASE))
 
-For FastAPI/Starlette (or anything else), feed ``receiver.handle(token, body)`` the raw body
-(read it with ``read_body`` to cap it) and answer with the status and JSON it returns.
+For FastAPI/Starlette (or anything else), ``await receiver.handle_stream(token,
+request.stream())`` (the token, then the body read with a cap and a deadline) and answer with
+the status and JSON it returns.
 
-Modules: ``_receiver`` (the receiver and its aiohttp route), ``_parse`` (bodies to
-``CallbackPayload``), ``_tokens`` (secret path tokens and their redaction in logs), ``_relay``
-(callbacks handed between the workers of one backend over Redis).
+Modules: ``_receiver`` (the receiver and its aiohttp route), ``_parse`` (capped body reads;
+parsing is ``ketchup_async._callback``'s), ``_tokens`` (secret path tokens and their redaction
+in logs), ``_refusals`` (rate-limited warnings for refused callbacks), ``_relay`` (callbacks
+handed between the workers of one backend over Redis).
 """
 
 from __future__ import annotations

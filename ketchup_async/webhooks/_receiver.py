@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 import warnings
 from collections import Counter, OrderedDict
+from collections.abc import AsyncIterable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +20,7 @@ from .._addresses import is_loopback_host
 from .._client import InsecureTransportWarning, KetchupClient
 from ..errors import ClientClosedError, ValidationError
 from ._parse import MAX_CALLBACK_BYTES, parse_callback, read_body
+from ._refusals import RefusalLog
 from ._relay import RedisRelay
 from ._tokens import (
     RedactTokens,
@@ -34,6 +37,8 @@ logger = logging.getLogger("ketchup_async")
 #: Where the receiver is mounted by default; the token is the last path segment.
 DEFAULT_PATH = "/ketchup/callback"
 _RECENT = 10_000  # task ids remembered to recognise duplicate deliveries
+#: Seconds allowed to read a callback body (the API's are a few hundred bytes).
+DEFAULT_READ_TIMEOUT = 5.0
 
 Reply = tuple[int, dict[str, Any]]
 
@@ -52,6 +57,10 @@ def _max_bytes(instance: object, attribute: attrs.Attribute[int], value: int) ->
     _validate.check_int(value, field="max_bytes", minimum=1)
 
 
+def _read_timeout(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    _validate.check_positive(value, field="read_timeout")
+
+
 @attrs.define(eq=False)
 class WebhookStats:
     """Counters of one receiver, for observability.
@@ -63,7 +72,8 @@ class WebhookStats:
         unknown: Callbacks for a task the client does not track (yet): answered 200, kept
             briefly by the client in case its submit has not returned yet.
         rejected: Refused requests by reason: ``token`` (404), ``too_large`` (413),
-            ``malformed`` (400), ``closed`` (503: the client is closed).
+            ``malformed`` (400), ``timeout`` (408: the body did not arrive within
+            ``read_timeout``), ``closed`` (503: the client is closed).
         relayed_in: Callbacks received by another worker that resolved a job of this one
             (through the relay).
     """
@@ -94,7 +104,9 @@ class WebhookReceiver:
     Mount it in an aiohttp app with ``add_to(app)`` (``POST {path}/{token}``), or call
     ``handle(token, body)`` from any other framework. Answers: 200 for a callback (also for
     unknown task ids and duplicates, which are ignored), 404 for a wrong or missing token,
-    413 for a body over ``max_bytes``, 400 for a malformed body, 503 once the client is closed.
+    413 for a body over ``max_bytes``, 408 for a body not received within ``read_timeout``,
+    400 for a malformed body, 503 once the client is closed. Refusals are logged at WARNING at
+    most once a minute per reason, with a count.
 
     Args:
         client: The client whose jobs the callbacks resolve.
@@ -104,6 +116,7 @@ class WebhookReceiver:
             resolve it from the API's answer instead.
         path: Where the receiver is mounted (the token is appended as a path segment).
         max_bytes: The largest body accepted.
+        read_timeout: Seconds allowed to receive a body (then 408).
         relay: Hands callbacks that match no job of this worker to the backend's other
             workers (see ``RedisRelay``); started and stopped with the receiver.
 
@@ -118,11 +131,21 @@ class WebhookReceiver:
     verify: bool = attrs.field(default=False, kw_only=True)
     path: str = attrs.field(default=DEFAULT_PATH, kw_only=True, converter=check_path)
     max_bytes: int = attrs.field(default=MAX_CALLBACK_BYTES, kw_only=True, validator=_max_bytes)
+    read_timeout: float = attrs.field(
+        default=DEFAULT_READ_TIMEOUT, kw_only=True, validator=_read_timeout
+    )
     relay: RedisRelay | None = attrs.field(default=None, kw_only=True, validator=_relay)
+    #: The time source of the rate-limited warnings (monotonic seconds; a fake one in tests).
+    clock: Callable[[], float] = attrs.field(default=time.monotonic, kw_only=True, repr=False)
     stats: WebhookStats = attrs.field(factory=WebhookStats, init=False)
     _recent: OrderedDict[str, None] = attrs.field(factory=OrderedDict, init=False, repr=False)
     _filter: RedactTokens | None = attrs.field(default=None, init=False, repr=False)
     _publishing: set[asyncio.Task[bool]] = attrs.field(factory=set, init=False, repr=False)
+    _refusals: RefusalLog = attrs.field(init=False, repr=False)
+
+    @_refusals.default
+    def _make_refusals(self) -> RefusalLog:
+        return RefusalLog(clock=self.clock)
 
     # -- lifecycle (only does something with a relay) --------------------------------------
 
@@ -196,9 +219,11 @@ class WebhookReceiver:
 
         ``logging.getLogger("aiohttp.access").addFilter(receiver.log_filter)`` (or
         ``"uvicorn.access"``): access logs print request paths, and the path holds the token.
+        Any segment after ``path`` is masked, not only the tokens accepted now (callbacks
+        carrying a previous process's token are masked too).
         """
         if self._filter is None:
-            self._filter = RedactTokens(lambda: self._tokens)
+            self._filter = RedactTokens(lambda: self._tokens, self.path)
         return self._filter
 
     # -- aiohttp ---------------------------------------------------------------------------
@@ -232,10 +257,12 @@ class WebhookReceiver:
         token = request.match_info.get("token", "")
         reply = self._check(token, request.content_length, request.remote)
         if reply is None:
-            body = await read_body(request.content.iter_any(), limit=self.max_bytes)
-            reply = self._check_size(len(body)) or self._accept(body)
+            reply = await self._read_and_accept(request.content.iter_any())
         status, data = reply
-        return web.json_response(data, status=status)
+        response = web.json_response(data, status=status)
+        if status == 408:
+            response.force_close()  # the rest of a trickled body is not waited for
+        return response
 
     # -- framework-neutral -----------------------------------------------------------------
 
@@ -252,22 +279,53 @@ class WebhookReceiver:
         self.stats.received += 1
         return self._check(token, len(body), remote) or self._accept(body)
 
+    async def handle_stream(
+        self,
+        token: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        content_length: int | None = None,
+        remote: str | None = None,
+    ) -> Reply:
+        """Handle one callback request from its body stream (checked before it is read).
+
+        The token and the declared length are checked first; then the body is read with the
+        ``max_bytes`` cap and the ``read_timeout`` deadline (408 when it passes). For
+        FastAPI/Starlette: ``receiver.handle_stream(token, request.stream())``.
+
+        Args:
+            token: The path segment after ``path`` (compared in constant time).
+            chunks: The body, e.g. Starlette's ``request.stream()``.
+            content_length: The declared ``Content-Length``, if any.
+            remote: The peer's address, for the log line of a refused token.
+        """
+        self.stats.received += 1
+        reply = self._check(token, content_length, remote)
+        return reply or await self._read_and_accept(chunks)
+
+    async def _read_and_accept(self, chunks: AsyncIterable[bytes]) -> Reply:
+        try:
+            body = await asyncio.wait_for(
+                read_body(chunks, limit=self.max_bytes), self.read_timeout
+            )
+        except asyncio.TimeoutError:
+            self._refusals.refused("timeout", f"not received within {self.read_timeout:g} s")
+            return self._reject("timeout", 408, "request body not received in time")
+        return self._check_size(len(body)) or self._accept(body)
+
     def _check(self, token: str, size: int | None, remote: str | None) -> Reply | None:
         given = token.encode("utf-8", "replace") if isinstance(token, str) else b""
         accepted = False
         for expected in self._tokens:  # no short cut: every token is compared
             accepted |= hmac.compare_digest(given, expected.encode("ascii"))
         if not accepted:
-            logger.warning(
-                "webhook: refused a callback with a wrong or missing token (from %s)",
-                remote or "an unknown peer",
-            )
+            self._refusals.refused("token", f"from {remote or 'an unknown peer'}")
             return self._reject("token", 404, "not found")
         return self._check_size(size)
 
     def _check_size(self, size: int | None) -> Reply | None:
         if size is not None and size > self.max_bytes:
-            logger.warning("webhook: refused a callback body over %d bytes", self.max_bytes)
+            self._refusals.refused("too_large", f"over {self.max_bytes:,} bytes")
             return self._reject("too_large", 413, f"body larger than {self.max_bytes} bytes")
         return None
 
@@ -279,7 +337,7 @@ class WebhookReceiver:
         try:
             payload = parse_callback(body, max_bytes=self.max_bytes)
         except ValidationError as exc:
-            logger.warning("webhook: refused a malformed callback: %s", exc)
+            self._refusals.refused("malformed", str(exc))
             return self._reject("malformed", 400, "malformed callback", detail=str(exc))
         task_id = payload.task_id
         if task_id in self._recent:

@@ -76,18 +76,29 @@ def check_path(value: object) -> str:
 
 
 class RedactTokens(logging.Filter):
-    """A ``logging.Filter`` replacing the current tokens in every record it sees.
+    """A ``logging.Filter`` masking webhook tokens in every record it sees.
+
+    Masks the segment after ``path`` in any path (``/ketchup/callback/<token>``), whatever it
+    is: a token of a previous process, a guess or a typo is masked too. The current tokens are
+    also masked wherever else they appear.
 
     Args:
         tokens: Returns the tokens to mask (read at each record, so rotation is followed).
+        path: The receiver's mount path; the segment after it is masked.
     """
 
-    def __init__(self, tokens: Callable[[], Sequence[str]]) -> None:
+    def __init__(self, tokens: Callable[[], Sequence[str]], path: str | None = None) -> None:
         super().__init__()
         self._tokens = tokens
+        self._under = (
+            None if path is None else re.compile(re.escape(path.rstrip("/")) + r"/[^/\s?#\"'<>]+")
+        )
+        self._masked = f"{path.rstrip('/')}/{_REDACTED}" if path is not None else ""
 
     def _clean(self, value: object) -> object:
         if isinstance(value, str):
+            if self._under is not None and self._under.search(value):
+                value = self._under.sub(self._masked, value)
             for token in self._tokens():
                 if token in value:
                     value = value.replace(token, _REDACTED)

@@ -35,6 +35,7 @@ from ketchup_async.errors import (
 
 ALLOWED = {
     (State.QUEUED, State.SUBMITTING),
+    (State.QUEUED, State.REUSED),
     (State.SUBMITTING, State.SUBMITTED),
     (State.SUBMITTING, State.FAILED),
     (State.SUBMITTING, State.UNCERTAIN),

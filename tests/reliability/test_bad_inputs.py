@@ -93,8 +93,15 @@ CASES: list[Any] = [
     ),
     # webhook payloads handed to deliver()
     *(
-        pytest.param(lambda c, p=p: c.deliver(p), "payload", id=f"deliver-{i}")
-        for i, p in enumerate([None, "ta123", {"task_id": "ta123", "status": "success"}, b"{}"])
+        pytest.param(lambda c, p=p: c.deliver(p), field, id=f"deliver-{i}")
+        for i, (p, field) in enumerate(
+            [
+                (None, "payload"),
+                ("ta123", "payload"),
+                ({"task_id": "ta123", "status": "success"}, "result"),  # a dict body: parsed
+                (b"{}", "task_id"),  # the raw body: parsed
+            ]
+        )
     ),
     # downloads: http(s) and data: only
     *(

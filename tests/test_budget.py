@@ -1,0 +1,205 @@
+"""Tests of the pure credit budget (``ketchup_async._budget``)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ketchup_async import BudgetDecision, CreditBudget, ValidationError
+
+GO, WAIT, STOP = BudgetDecision.GO, BudgetDecision.WAIT, BudgetDecision.STOP
+M = "google/gempix2"
+D = Decimal
+
+
+def test_unknown_price_allows_one_job_in_flight() -> None:
+    """Before any price is known, a second job waits for the first."""
+    budget = CreditBudget(10)
+    assert budget.decide(M) is GO
+    budget.reserve(1, M)
+    assert budget.decide(M) is WAIT
+
+
+def test_a_learned_price_reserves_every_job_in_flight() -> None:
+    """Once a job cost 0.5, jobs go while spent + 0.5 per job in flight + 0.5 <= limit."""
+    budget = CreditBudget(2)
+    budget.reserve(1, M)
+    budget.settle(1, D("0.5"))
+    sent = 0
+    while budget.decide(M) is GO:
+        sent += 1
+        budget.reserve(("job", sent), M)
+    assert sent == 3
+    assert budget.committed == D(2)
+    assert budget.decide(M) is WAIT
+
+
+def test_the_highest_cost_seen_is_the_price() -> None:
+    """A job that cost more than earlier ones raises the model's price; a cheaper one does not."""
+    budget = CreditBudget(10)
+    for token, cost in ((1, "0.5"), (2, "1.5"), (3, "1.0")):
+        budget.reserve(token, M)
+        budget.settle(token, D(cost))
+    assert budget.price_of(M) == D("1.5")
+    assert budget.price_of("google/gemini-2.5-flash-image") is None
+
+
+def test_a_user_price_is_used_from_the_start() -> None:
+    """With a price, several jobs go before any has finished."""
+    budget = CreditBudget(1, price="0.25")
+    for token in range(4):
+        assert budget.decide(M) is GO
+        budget.reserve(token, M)
+    assert budget.decide(M) is WAIT
+
+
+def test_a_cost_above_the_user_price_raises_it() -> None:
+    """A job that cost more than the given price is the new price."""
+    budget = CreditBudget(10, price="0.25")
+    budget.reserve(1, M)
+    budget.settle(1, D("0.5"))
+    assert budget.price_of(M) == D("0.5")
+
+
+def test_nothing_in_flight_and_no_room_is_stop() -> None:
+    """When nothing in flight can free room, the decision is STOP."""
+    budget = CreditBudget(1, spent="0.75", price="0.5")
+    assert budget.decide(M) is STOP
+
+
+def test_a_released_job_frees_its_reservation() -> None:
+    """A submit that created no task gives its reservation back."""
+    budget = CreditBudget(1, price="1")
+    budget.reserve(1, M)
+    assert budget.decide(M) is WAIT
+    budget.release(1)
+    assert budget.decide(M) is GO
+
+
+def test_a_held_job_stays_reserved_and_is_not_in_flight() -> None:
+    """An uncertain job keeps its reservation for good; a held unknown price blocks."""
+    budget = CreditBudget(1, price="0.5")
+    budget.reserve(1, M)
+    budget.hold(1)
+    assert (budget.in_flight, budget.reserved) == (0, D("0.5"))
+    unknown = CreditBudget(5)
+    unknown.reserve(1, M)
+    unknown.hold(1)
+    assert unknown.decide(M) is STOP
+
+
+def test_an_unreported_cost_spends_the_reserved_price() -> None:
+    """A result without ``consumed`` counts its reservation as spent."""
+    budget = CreditBudget(5, price="0.5")
+    budget.reserve(1, M)
+    budget.settle(1, None)
+    assert budget.spent == D("0.5")
+
+
+def test_earlier_spend_counts() -> None:
+    """Credits spent by earlier runs leave less room."""
+    budget = CreditBudget(10, spent=10, price="0.5")
+    assert budget.decide(M) is STOP
+
+
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("max_credits", {"limit": -1}),
+        ("price", {"limit": 1, "price": "x"}),
+        ("max_credits", {"limit": True}),
+    ],
+)
+def test_bad_values_name_their_field(field: str, kwargs: dict[str, object]) -> None:
+    """A negative or non-numeric value is a ValidationError naming the field."""
+    with pytest.raises(ValidationError) as info:
+        CreditBudget(**kwargs)  # type: ignore[arg-type]
+    assert info.value.field == field
+
+
+# -- the invariant: whatever happens, the server never charges more than the budget ----------
+
+
+@attrs.define
+class _World:
+    """A run against a server that charges each created task when it finishes."""
+
+    limit: Decimal
+    price: Decimal | None
+    budget: CreditBudget
+    charged: Decimal = Decimal(0)  # what the server charged (finished tasks)
+    finished: list[tuple[Decimal, bool]] = attrs.Factory(list)  # the journal: (cost, failed)
+    failed: set[int] = attrs.Factory(set)  # jobs that fail (cost 0)
+    flight: dict[int, Decimal] = attrs.Factory(dict)  # created tasks, not finished: their cost
+    maybe: dict[int, Decimal] = attrs.Factory(dict)  # uncertain after a kill: charged anyway
+
+    def outstanding(self) -> Decimal:
+        return sum(self.flight.values(), Decimal(0)) + sum(self.maybe.values(), Decimal(0))
+
+    def kill(self, uncertain: set[int]) -> None:
+        """The process dies; a resume rebuilds its budget from the journal."""
+        spent = sum((cost for cost, _ in self.finished), D(0))
+        budget = CreditBudget(self.limit, price=self.price, spent=spent)
+        for cost, failed in self.finished:
+            if cost > 0 or not failed:
+                budget.learn(M, cost)
+        for token in self.maybe:  # still uncertain in the journal
+            budget.reserve(token, M)
+            budget.hold(token)
+        for token in list(self.flight):
+            budget.reserve(token, M)
+            if token in uncertain:  # killed while its submit was on the wire
+                budget.hold(token)
+                self.maybe[token] = self.flight.pop(token)
+        self.budget = budget
+
+
+def _run(data: st.DataObject, world: _World, costs: list[Decimal]) -> None:
+    next_job = 0
+    for _ in range(len(costs) * 3 + 5):
+        action = data.draw(st.sampled_from(["submit", "submit", "finish", "kill"]))
+        if action == "submit" and next_job < len(costs):
+            if world.budget.decide(M) is GO:
+                world.budget.reserve(next_job, M)
+                world.flight[next_job] = costs[next_job]
+                next_job += 1
+        elif action == "finish" and world.flight:
+            token = data.draw(st.sampled_from(sorted(world.flight)))
+            cost = world.flight.pop(token)
+            world.charged += cost
+            world.finished.append((cost, token in world.failed))
+            world.budget.settle(token, cost, failed=token in world.failed)
+        elif action == "kill":
+            world.kill(set(data.draw(st.lists(st.sampled_from(sorted(world.flight) or [-1])))))
+        assert world.charged + world.outstanding() <= world.limit
+
+
+_cents = st.integers(min_value=0, max_value=400).map(lambda n: Decimal(n) / 100)
+
+
+@given(data=st.data(), limit=_cents, price=_cents, n=st.integers(0, 30))
+def test_spend_never_exceeds_the_budget_with_a_price(
+    data: st.DataObject, limit: Decimal, price: Decimal, n: int
+) -> None:
+    """With a price bounding every job's cost: any costs, failures (0) and kills stay in budget."""
+    costs = data.draw(st.lists(_cents.filter(lambda c: c <= price), min_size=n, max_size=n))
+    world = _World(limit, price, CreditBudget(limit, price=price))
+    _run(data, world, costs)
+
+
+@given(data=st.data(), limit=_cents, cost=_cents, n=st.integers(0, 30))
+def test_spend_never_exceeds_the_budget_with_learned_prices(
+    data: st.DataObject, limit: Decimal, cost: Decimal, n: int
+) -> None:
+    """Prices learned from results (a job costs its model's price, or 0 when it fails; the first
+    fits the budget): any failures and kills stay in budget."""
+    if cost > limit:
+        cost = limit
+    failed = set(data.draw(st.lists(st.integers(0, max(0, n - 1)))))
+    costs = [Decimal(0) if i in failed else cost for i in range(n)]
+    world = _World(limit, None, CreditBudget(limit), failed=failed)
+    _run(data, world, costs)
