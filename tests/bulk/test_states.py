@@ -64,9 +64,9 @@ def test_check_transition_returns_the_target() -> None:
     assert check_transition(State.QUEUED, State.SUBMITTING) is State.SUBMITTING
 
 
-def test_the_final_states_are_succeeded_failed_and_uncertain() -> None:
-    """FINAL_STATES is exactly succeeded, failed and uncertain."""
-    assert {State.SUCCEEDED, State.FAILED, State.UNCERTAIN} == FINAL_STATES
+def test_the_final_states() -> None:
+    """FINAL_STATES is exactly succeeded, failed, uncertain and reused."""
+    assert {State.SUCCEEDED, State.FAILED, State.UNCERTAIN, State.REUSED} == FINAL_STATES
 
 
 @pytest.mark.parametrize(
@@ -78,10 +78,11 @@ def test_the_final_states_are_succeeded_failed_and_uncertain() -> None:
         (State.SUCCEEDED, True),
         (State.FAILED, True),
         (State.UNCERTAIN, True),
+        (State.REUSED, True),
     ],
 )
 def test_is_final(state: State, final: bool) -> None:
-    """is_final is True for succeeded, failed and uncertain only."""
+    """is_final is True for succeeded, failed, uncertain and reused only."""
     assert state.is_final is final
 
 
@@ -94,6 +95,7 @@ def test_is_final(state: State, final: bool) -> None:
         (State.SUCCEEDED, "succeeded"),
         (State.FAILED, "failed"),
         (State.UNCERTAIN, "uncertain"),
+        (State.REUSED, "reused"),
     ],
 )
 def test_a_state_is_its_journaled_name(state: State, text: str) -> None:
