@@ -76,14 +76,15 @@ class DurationModel:
         if not (high > 0 and math.isfinite(high)) or low >= high:
             return
         mean, sigma = self._mean, self.sigma
+        # A bracket from 0 (or below) starts at -inf, where cdf and pdf are 0.
         a = (math.log(low) - mean) / sigma if low > 0 else -math.inf
         b = (math.log(high) - mean) / sigma
-        mass = _NORMAL.cdf(b) - (_NORMAL.cdf(a) if low > 0 else 0.0)
+        mass = _NORMAL.cdf(b) - _NORMAL.cdf(a)
         if mass < 1e-9:  # far out in a tail of the fit: fall back to the bracket's middle
             self.observe(math.sqrt(low * high) if low > 0 else high)
             return
-        pdf_a = _NORMAL.pdf(a) if low > 0 else 0.0
-        a_pdf_a = a * pdf_a if low > 0 else 0.0
+        pdf_a = _NORMAL.pdf(a)
+        a_pdf_a = a * pdf_a if low > 0 else 0.0  # -inf * 0 is nan: the limit is 0
         pdf_b = _NORMAL.pdf(b)
         expected_delta = sigma * (pdf_a - pdf_b) / mass
         expected_square = sigma * sigma * (1.0 + (a_pdf_a - b * pdf_b) / mass)
