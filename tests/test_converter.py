@@ -394,6 +394,7 @@ def test_callback_with_a_status_not_final_names_it(status: str) -> None:
     ("data", "field", "problem"),
     [
         (None, "data", "must be an object, got NoneType"),
+        (["ta1"], "data", "must be an object, got list"),
         ({"task_id": 5}, "task_id", "is missing or not a string"),
         ({"task_id": ""}, "task_id", "is missing or not a string"),
     ],
@@ -417,6 +418,9 @@ def test_submit_answer_task_id_is_checked_like_a_user_task_id() -> None:
         ({"status": "Success"}, "Success"),
         ({"status": "success"}, None),
         ({"status": "failed"}, None),
+        ({"status": "pending"}, None),
+        ({"status": "submitted"}, None),
+        ({"status": "in_progress"}, None),
         ({"status": 3}, None),
         ({}, None),
         (["cancelled"], None),

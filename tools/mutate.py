@@ -54,6 +54,7 @@ TARGETS = (
     Target("_converter", "ketchup_async/_converter.py", ("tests/test_converter.py",)),
     Target("_reactions", "ketchup_async/_reactions.py", ("tests/test_reactions.py",)),
     Target("_addresses", "ketchup_async/_addresses.py", ("tests/test_addresses.py",)),
+    Target("_budget", "ketchup_async/_budget.py", ("tests/test_budget.py",)),
 )
 
 
@@ -61,7 +62,7 @@ def _hand(target: str, old: str, *news: str) -> tuple[HandMutant, ...]:
     return tuple(HandMutant(target, old, new) for new in news)
 
 
-_FINAL = "frozenset({State.SUCCEEDED, State.FAILED, State.UNCERTAIN})"
+_FINAL = "{State.SUCCEEDED, State.FAILED, State.UNCERTAIN, State.REUSED}"
 _RETRY = "frozenset({429, 500, 502, 503, 504})"
 _DATA_URI = """re.compile(r"data:image/([a-z0-9.+-]+);base64,", re.IGNORECASE)"""
 _NUMERIC = """re.compile(r"(?:0x[0-9a-f]*|[0-9]+)", re.IGNORECASE)"""
@@ -72,17 +73,21 @@ HAND_MUTANTS = (
     *_hand(
         "_states",
         _FINAL,
-        "frozenset({State.SUCCEEDED, State.UNCERTAIN})",
-        "frozenset({State.SUCCEEDED, State.FAILED})",
-        "frozenset({State.FAILED, State.UNCERTAIN})",
-        "frozenset({State.SUCCEEDED, State.FAILED, State.UNCERTAIN, State.SUBMITTED})",
+        "{State.SUCCEEDED, State.UNCERTAIN, State.REUSED}",
+        "{State.SUCCEEDED, State.FAILED, State.REUSED}",
+        "{State.FAILED, State.UNCERTAIN, State.REUSED}",
+        "{State.SUCCEEDED, State.FAILED, State.UNCERTAIN}",
+        "{State.SUCCEEDED, State.FAILED, State.UNCERTAIN, State.REUSED, State.SUBMITTED}",
     ),
     *_hand("_states", 'QUEUED = "queued"', 'QUEUED = "queue"'),
     *_hand("_states", 'UNCERTAIN = "uncertain"', 'UNCERTAIN = "unknown"'),
+    *_hand("_states", 'REUSED = "reused"', 'REUSED = "reuse"'),
+    *_hand("_states", "State.REUSED: frozenset(),", "State.REUSED: frozenset({State.QUEUED}),"),
     *_hand(
         "_states",
+        "State.QUEUED: frozenset({State.SUBMITTING, State.REUSED}),",
         "State.QUEUED: frozenset({State.SUBMITTING}),",
-        "State.QUEUED: frozenset({State.SUBMITTING, State.FAILED}),",
+        "State.QUEUED: frozenset({State.SUBMITTING, State.REUSED, State.FAILED}),",
     ),
     *_hand(
         "_states",
@@ -201,12 +206,24 @@ HAND_MUTANTS = (
         '_MAPPED = ipaddress.IPv6Network("::ffff:0:0/95")',
     ),
     *_hand("_schedule", "TICK_FRACTION = 0.1", "TICK_FRACTION = 0.2"),
+    *_hand("_budget", 'GO = "go"', 'GO = "ok"'),
+    *_hand("_budget", 'WAIT = "wait"', 'WAIT = "later"'),
+    *_hand("_budget", 'STOP = "stop"', 'STOP = "done"'),
 )
 
 #: Mutants that change no behaviour a caller can observe, by mutant name, with the text of
 #: the mutated line (so an entry goes stale, and is reported, when the code changes) and why.
 _PRIVATE = "equivalent: every loopback, link-local and unspecified address is also is_private"
+_SPACE = "equivalent: chr(32) is a space, refused by isspace() already"
 EXCLUDED: dict[str, tuple[str, str]] = {
+    "ketchup_async._validate.x_check_api_key__mutmut_26": (
+        "if any(c.isspace() or ord(c) <= 32 for c in value):",
+        _SPACE,
+    ),
+    "ketchup_async._validate.x_check_api_key__mutmut_27": (
+        "if any(c.isspace() or ord(c) < 33 for c in value):",
+        _SPACE,
+    ),
     "ketchup_async._addresses.x_looks_numeric__mutmut_10": (
         'return ":" not in name and _NUMERIC_LABEL.fullmatch(name.rsplit(".", )[-1]) is not None',
         "equivalent: the last piece of rsplit is the same whatever the number of splits",
