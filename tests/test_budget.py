@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 
 import attrs
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ketchup_async import BudgetDecision, CreditBudget, ValidationError
+from ketchup_async._budget import as_credits
 
 GO, WAIT, STOP = BudgetDecision.GO, BudgetDecision.WAIT, BudgetDecision.STOP
 M = "google/gempix2"
@@ -203,3 +205,156 @@ def test_spend_never_exceeds_the_budget_with_learned_prices(
     costs = [Decimal(0) if i in failed else cost for i in range(n)]
     world = _World(limit, None, CreditBudget(limit), failed=failed)
     _run(data, world, costs)
+
+
+# Exact edges of the budget rules (each pins one operator).
+
+
+def test_decision_values() -> None:
+    """The decisions are named go, wait and stop (also as str)."""
+    assert [(d.value, str(d)) for d in BudgetDecision] == [
+        ("go", "go"),
+        ("wait", "wait"),
+        ("stop", "stop"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (True, "must be a number of credits, got True"),
+        ([1], "must be a number of credits, got [1]"),
+        (Fraction(2), "must be a number of credits, got Fraction(2, 1)"),
+        ("lots", "must be a number of credits, got 'lots'"),
+        ("-1", "must be a finite number >= 0, got '-1'"),
+        (-0.5, "must be a finite number >= 0, got -0.5"),
+        ("NaN", "must be a finite number >= 0, got 'NaN'"),
+        (D("Infinity"), "must be a finite number >= 0, got Decimal('Infinity')"),
+    ],
+)
+def test_as_credits_refusals(value: object, problem: str) -> None:
+    """Anything but a finite number >= 0 (never a bool) is refused, named credits by default."""
+    with pytest.raises(ValidationError) as info:
+        as_credits(value)
+    assert (info.value.field, info.value.problem) == ("credits", problem)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(0, D(0)), (" 2.5 ", D("2.5")), (D("0.1"), D("0.1")), (0.5, D("0.5"))]
+)
+def test_as_credits_accepts_numbers(value: object, expected: Decimal) -> None:
+    """ints, floats, numeric strings and Decimals become a Decimal."""
+    assert as_credits(value) == expected
+
+
+def test_spent_is_named_in_its_error() -> None:
+    """A bad spent names the field spent."""
+    with pytest.raises(ValidationError) as info:
+        CreditBudget(10, spent="x")
+    assert info.value.field == "spent"
+
+
+def test_fits_is_decide_says_go() -> None:
+    """fits() is True exactly when decide() is GO, for the model asked about."""
+    budget = CreditBudget(1, price=1)
+    assert budget.fits(M)
+    budget.reserve(1, M)
+    assert not budget.fits(M)
+    budget.learn("cheap", D(0))
+    assert not budget.fits("cheap")  # price max(1, 0): still 1
+
+
+def test_a_model_of_unknown_price_goes_only_below_the_limit() -> None:
+    """With spend exactly at the limit, a job of unknown price stops."""
+    assert CreditBudget(2, spent=2).decide(M) is STOP
+    assert CreditBudget(2, spent=D("1.99")).decide(M) is GO
+
+
+def test_a_held_job_of_known_price_does_not_block_unknown_models() -> None:
+    """Only held jobs of unknown price keep a job of unknown price from going."""
+    budget = CreditBudget(10)
+    budget.learn(M, D(1))
+    budget.reserve(1, M)
+    budget.hold(1)
+    assert budget.decide("other/model") is GO
+    budget.reserve(2, "other/model")
+    budget.hold(2)
+    assert budget.decide("third/model") is STOP
+
+
+def test_reserving_a_held_token_again_is_refused() -> None:
+    """A token held (maybe charged) cannot be reserved again."""
+    budget = CreditBudget(10)
+    budget.reserve(1, M)
+    budget.hold(1)
+    with pytest.raises(ValueError, match=r"^1 is already reserved$"):
+        budget.reserve(1, M)
+    budget.reserve("t", M)
+    with pytest.raises(ValueError, match=r"^'t' is already reserved$"):
+        budget.reserve("t", M)
+
+
+def test_a_free_success_teaches_a_zero_price() -> None:
+    """A job that succeeded at no cost teaches price 0 (failed defaults to False)."""
+    budget = CreditBudget(10)
+    budget.reserve(1, M)
+    budget.settle(1, D(0))
+    assert budget.price_of(M) == D(0)
+
+
+def test_a_paid_failure_teaches_its_price_and_a_free_one_does_not() -> None:
+    """A failed job teaches its cost only when above zero."""
+    budget = CreditBudget(10)
+    budget.reserve(1, M)
+    budget.settle(1, D(0), failed=True)
+    assert budget.price_of(M) is None
+    budget.reserve(2, M)
+    budget.settle(2, D("0.3"), failed=True)
+    assert budget.price_of(M) == D("0.3")
+    assert budget.spent == D("0.3")
+
+
+def test_settling_a_held_job_teaches_and_frees_it() -> None:
+    """A held job that does report its cost is spent, learned and no longer reserved."""
+    budget = CreditBudget(10)
+    budget.reserve(1, M)
+    budget.hold(1)
+    budget.settle(1, D("0.7"))
+    assert (budget.price_of(M), budget.reserved, budget.spent) == (D("0.7"), D(0), D("0.7"))
+
+
+def test_settling_an_unknown_token_only_spends() -> None:
+    """A token never reserved adds its cost to spent; with no cost, nothing."""
+    budget = CreditBudget(10, price=1, spent=2)
+    budget.settle("nope", D("0.5"))
+    budget.settle("never", None)
+    assert (budget.spent, budget.price_of(M), budget.reserved) == (D("2.5"), D(1), D(0))
+
+
+def test_an_unreported_cost_adds_the_price_to_what_was_spent() -> None:
+    """consumed=None adds the model's price (0 while unknown) to earlier spend."""
+    budget = CreditBudget(10, spent=2)
+    budget.reserve(1, M)
+    budget.settle(1, None)
+    assert budget.spent == D(2)
+    budget.learn(M, D("0.5"))
+    budget.reserve(2, M)
+    budget.settle(2, None)
+    assert budget.spent == D("2.5")
+
+
+def test_release_and_hold_of_unknown_tokens_do_nothing() -> None:
+    """Releasing or holding a token never reserved changes nothing and raises nothing."""
+    budget = CreditBudget(10)
+    budget.release("nope")
+    budget.hold("nope")
+    assert (budget.in_flight, budget.reserved, budget.decide(M)) == (0, D(0), GO)
+
+
+def test_a_held_job_keeps_its_model_price() -> None:
+    """A held job stays reserved at its own model's price."""
+    budget = CreditBudget(10)
+    budget.learn(M, D("0.5"))
+    budget.reserve(1, M)
+    budget.hold(1)
+    assert (budget.in_flight, budget.reserved) == (0, D("0.5"))

@@ -496,12 +496,23 @@ def test_a_given_model_is_used() -> None:
     assert Schedule(PollPolicy(), model).model is model
 
 
+@pytest.mark.parametrize("learned", [1, 2])
+def test_a_model_that_already_learned_sets_the_first_window(learned: int) -> None:
+    """The window comes from a given model at once, whatever it learned before."""
+    model = DurationModel(3.0)
+    for _ in range(learned):
+        model.observe(30.0)
+    schedule = Schedule(PollPolicy(min_interval=0.5, first_poll_quantile=0.3), model)
+    assert schedule.first_due(0.0) == pytest.approx(model.quantile(0.3), rel=1e-12)
+    assert schedule.window()[1] == pytest.approx(model.quantile(0.95), rel=1e-12)
+
+
 def test_callback_backoff_exponent_is_bounded() -> None:
     """A huge poll count of a callback job neither overflows nor exceeds backoff**32."""
-    schedule = Schedule(PollPolicy(min_interval=1.0, max_interval=1e300, backoff=2.0))
+    schedule = Schedule(PollPolicy(min_interval=1.0, max_interval=1e290, backoff=2.0))
     for polls in (32, 33, 10**9):
         due = schedule.next_due(0.0, polls, submitted_at=0.0, has_callback=True)
-        assert due == 1e300 * 2.0**32
+        assert due == 1e290 * 2.0**32
 
 
 def test_callback_polls_back_off_from_max_interval() -> None:

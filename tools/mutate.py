@@ -215,7 +215,44 @@ HAND_MUTANTS = (
 #: the mutated line (so an entry goes stale, and is reported, when the code changes) and why.
 _PRIVATE = "equivalent: every loopback, link-local and unspecified address is also is_private"
 _SPACE = "equivalent: chr(32) is a space, refused by isspace() already"
+_CACHE = "equivalent: the cache is refreshed before its first use (model.count is never -1)"
+_SCHEDULE = "ketchup_async._schedule.xǁScheduleǁ"
 EXCLUDED: dict[str, tuple[str, str]] = {
+    **{
+        f"{_SCHEDULE}__init____mutmut_{n}": (line, _CACHE)
+        for n, line in (
+            (7, "self._first_offset = None"),
+            (8, "self._first_offset = 1.0"),
+            (9, "self._dense_end = None"),
+            (10, "self._dense_end = 1.0"),
+            (11, "self._cached_count = None"),
+            (13, "self._cached_count = -2"),
+        )
+    },
+    f"{_SCHEDULE}_refresh__mutmut_11": (
+        "self._cached_count = None",
+        "equivalent: never caching recomputes the same values (it only costs time)",
+    ),
+    f"{_SCHEDULE}next_due__mutmut_13": (
+        "if age <= self._first_offset:  # queried early (resumed, verified): wait for the window",
+        "equivalent: at age == first offset both branches wait exactly min_interval",
+    ),
+    f"{_SCHEDULE}align__mutmut_11": (
+        "return aligned if aligned > due else due",
+        "equivalent: when aligned == due both branches return the same value",
+    ),
+    "ketchup_async._schedule.xǁDurationModelǁobserve_between__mutmut_26": (
+        "if mass <= 1e-9:  # far out in a tail of the fit: fall back to the bracket's middle",
+        "equivalent: a bracket holding exactly 1e-9 of the fit is a valid input to both updates",
+    ),
+    "ketchup_async._budget.xǁCreditBudgetǁlearn__mutmut_1": (
+        "if cost >= self._highest.get(model, Decimal(-1)):",
+        "equivalent: storing an equal cost again changes no value",
+    ),
+    "ketchup_async._budget.xǁCreditBudgetǁlearn__mutmut_8": (
+        "if cost > self._highest.get(model, Decimal(-2)):",
+        "equivalent: costs are never negative (settle passes as_credits-checked values)",
+    ),
     "ketchup_async._validate.x_check_api_key__mutmut_26": (
         "if any(c.isspace() or ord(c) <= 32 for c in value):",
         _SPACE,
