@@ -22,6 +22,7 @@ from ._models import (
     Task,
     TaskStatus,
 )
+from ._telemetry import ClientStats, Telemetry
 from ._validate import KNOWN_MODELS, MODEL_GEMINI_FLASH_IMAGE, MODEL_GEMPIX2
 from ._version import __version__
 from .bulk import BulkInput, BulkOptions, BulkProgress, BulkSummary, resume_bulk, run_bulk
@@ -66,6 +67,7 @@ __all__ = [
     "BulkSummary",
     "CallbackPayload",
     "ClientClosedError",
+    "ClientStats",
     "DEFAULT_BASE_URL",
     "DownloadError",
     "EndpointNotFoundError",
@@ -98,6 +100,7 @@ __all__ = [
     "TaskFailedError",
     "TaskNotFoundError",
     "TaskStatus",
+    "Telemetry",
     "UnjournaledTasksError",
     "UnknownStatusError",
     "ValidationError",
