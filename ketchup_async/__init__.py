@@ -22,7 +22,8 @@ from ._models import (
     Task,
     TaskStatus,
 )
-from ._telemetry import ClientStats, Telemetry
+from ._stats import ClientStats
+from ._telemetry import Telemetry
 from ._validate import KNOWN_MODELS, MODEL_GEMINI_FLASH_IMAGE, MODEL_GEMPIX2
 from ._version import __version__
 from .bulk import BulkInput, BulkOptions, BulkProgress, BulkSummary, resume_bulk, run_bulk

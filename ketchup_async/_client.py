@@ -33,7 +33,8 @@ from ._models import (
     Task,
 )
 from ._poller import Poller
-from ._telemetry import ClientStats, Recorder, Telemetry
+from ._stats import ClientStats
+from ._telemetry import Recorder, Telemetry
 from .errors import ClientClosedError, ServerError, ValidationError
 
 __all__ = ["DEFAULT_BASE_URL", "InsecureTransportWarning", "KetchupClient"]

@@ -20,14 +20,14 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
 
 from . import _validate
 from ._models import GenerateRequest, GenerationResult, PollPolicy
-from ._schedule import DurationModel, RateController, Schedule
+from ._stats import ClientStats, Counts, PollerFigures, snapshot
 from ._version import __version__
 
 try:
@@ -38,7 +38,7 @@ except ImportError:  # the ``otel`` extra is not installed: counters only
     metrics = None  # type: ignore[assignment]
     trace = None  # type: ignore[assignment]
 
-__all__ = ["ClientStats", "HttpCall", "JobTrace", "PollerFigures", "Recorder", "Telemetry"]
+__all__ = ["HttpCall", "JobTrace", "Recorder", "Telemetry"]
 
 T = TypeVar("T")
 
@@ -69,60 +69,6 @@ class Telemetry:
     record_prompts: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     tracer_provider: Any = attrs.field(default=None, repr=False)
     meter_provider: Any = attrs.field(default=None, repr=False)
-
-
-@attrs.frozen(kw_only=True)
-class ClientStats:
-    """A snapshot of one client's counters (``client.stats()``), with or without OpenTelemetry.
-
-    Attributes:
-        pending: Jobs the shared poller is watching now.
-        submitted: Jobs submitted (tasks created) by this client.
-        tracked: Jobs attached with ``track()`` (resumed tasks).
-        succeeded: Jobs that ended with a result.
-        failed: Jobs that ended with an error (the task failed, a deadline, the client closed...).
-        cancelled: Jobs stopped with ``Job.cancel()``.
-        queries: Task queries sent by the shared poller.
-        rate_limited: HTTP 429 answers received (submits, queries and downloads).
-        query_budget: The poller's current query rate, in queries per second (it adapts: it
-            drops on 429 and recovers slowly); None before the client opened.
-        render_time_median: The learned median render time, in seconds (the prior until a job
-            has finished).
-        render_time_p90: The learned 90th percentile of render times, in seconds.
-        render_times_learned: Finished jobs the render-time model has learned from.
-        credits_consumed: Credits the API reported for finished jobs.
-    """
-
-    pending: int
-    submitted: int
-    tracked: int
-    succeeded: int
-    failed: int
-    cancelled: int
-    queries: int
-    rate_limited: int
-    query_budget: float | None
-    render_time_median: float
-    render_time_p90: float
-    render_times_learned: int
-    credits_consumed: Decimal
-
-    def as_dict(self) -> dict[str, Any]:
-        """The snapshot as a JSON-able dict (credits as a string, to keep them exact)."""
-        data = attrs.asdict(self)
-        data["credits_consumed"] = str(self.credits_consumed)
-        return data
-
-
-class PollerFigures(Protocol):
-    """What ``Recorder.stats`` reads of the shared poller."""
-
-    queries: int
-    rate: RateController
-    schedule: Schedule
-
-    def __len__(self) -> int:
-        """Jobs being watched."""
 
 
 @attrs.define(slots=True, eq=False)
@@ -199,13 +145,7 @@ class Recorder:
     def __init__(self, config: Telemetry, base_url: str) -> None:
         self.config = config
         self._origin, self._host, self._port = _origin(base_url)
-        self.submitted = 0
-        self.tracked = 0
-        self.succeeded = 0
-        self.failed = 0
-        self.cancelled = 0
-        self.rate_limited = 0
-        self.credits = Decimal(0)
+        self.counts = Counts()
         self._submits: OrderedDict[str, tuple[Any, int]] = OrderedDict()
         self._jobs: dict[str, Any] = {}  # live, recording job spans: parents of their queries
         self._tracer: Any = None
@@ -324,7 +264,7 @@ class Recorder:
             code = getattr(error, "status_code", None)
             status = code if isinstance(code, int) else None
         if status == 429:
-            self.rate_limited += 1
+            self.counts.rate_limited += 1
             if self._meter is not None:
                 self._429s.add(1, {OPERATION: call.operation})
         span = call.span
@@ -352,9 +292,9 @@ class Recorder:
     ) -> JobTrace:
         """A job is tracked from ``now``: its span starts (at its submit's start, linked)."""
         if resumed:
-            self.tracked += 1
+            self.counts.tracked += 1
         else:
-            self.submitted += 1
+            self.counts.submitted += 1
         job = JobTrace(task_id, now)
         if self._tracer is None:
             return job
@@ -399,16 +339,16 @@ class Recorder:
         consumed = getattr(outcome, "consumed", None)
         if outcome is None:
             kind = "cancelled"
-            self.cancelled += 1
+            self.counts.cancelled += 1
         elif isinstance(outcome, GenerationResult):
             kind = "succeeded"
-            self.succeeded += 1
+            self.counts.succeeded += 1
         else:
             kind = "failed"
-            self.failed += 1
+            self.counts.failed += 1
         credits = consumed if isinstance(consumed, Decimal) and consumed.is_finite() else None
         if credits is not None:
-            self.credits += credits
+            self.counts.credits += credits
         if self._meter is None:
             return
         self._pending.add(-1)
@@ -438,19 +378,4 @@ class Recorder:
 
     def stats(self, poller: PollerFigures | None, policy: PollPolicy) -> ClientStats:
         """A ``ClientStats`` from these counters and the poller's figures (if it started)."""
-        model = DurationModel(policy.expected_duration) if poller is None else poller.schedule.model
-        return ClientStats(
-            pending=0 if poller is None else len(poller),
-            submitted=self.submitted,
-            tracked=self.tracked,
-            succeeded=self.succeeded,
-            failed=self.failed,
-            cancelled=self.cancelled,
-            queries=0 if poller is None else poller.queries,
-            rate_limited=self.rate_limited,
-            query_budget=None if poller is None else poller.rate.rate,
-            render_time_median=model.median,
-            render_time_p90=model.quantile(0.9),
-            render_times_learned=model.count,
-            credits_consumed=self.credits,
-        )
+        return snapshot(self.counts, poller, policy)

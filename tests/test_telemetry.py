@@ -114,7 +114,7 @@ async def test_twenty_jobs_report_spans_links_and_metrics(otel: Otel) -> None:
         seed=11,
         render_time=3.0,
         failure_rate=0.3,
-        query_rate_limit=3.0,
+        query_rate_limit=0.5,
     ) as server:
         async with make_client(server, telemetry=otel.telemetry()) as client:
             outcomes = await run_jobs(client, "http://127.0.0.1:9/ketchup/callback")
