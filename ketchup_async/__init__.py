@@ -23,6 +23,8 @@ from ._models import (
     Task,
     TaskStatus,
 )
+from ._stats import ClientStats
+from ._telemetry import Telemetry
 from ._validate import KNOWN_MODELS, MODEL_GEMINI_FLASH_IMAGE, MODEL_GEMPIX2
 from ._version import __version__
 from .bulk import BulkInput, BulkOptions, BulkProgress, BulkSummary, resume_bulk, run_bulk
@@ -70,6 +72,7 @@ __all__ = [
     "BulkSummary",
     "CallbackPayload",
     "ClientClosedError",
+    "ClientStats",
     "CreditBudget",
     "DEFAULT_BASE_URL",
     "DownloadError",
@@ -103,6 +106,7 @@ __all__ = [
     "TaskFailedError",
     "TaskNotFoundError",
     "TaskStatus",
+    "Telemetry",
     "UnjournaledTasksError",
     "UnknownStatusError",
     "ValidationError",

@@ -1,13 +1,11 @@
 """The shared poller: one background task watches every pending task id of a client.
 
-One min-heap of ``(due, task_id)``, one ``aiolimiter.AsyncLimiter`` for the client's query
-budget, a bounded number of queries in flight and a plain ``asyncio.Future`` per job: no task,
-coroutine or timer per pending job, so 100,000 pending jobs cost memory, not wake-ups.
-
-The poller owns its per-task bookkeeping (``Watch``: due time, polls, errors, what was seen);
-a ``Job`` is only the user's handle. What to do with each query's outcome is decided by the
-pure functions of ``_reactions``; when to ask, by ``_schedule``. Time comes from an injectable
-``Clock`` (the running loop by default) so tests can drive the poller without sleeping.
+One min-heap of ``(due, task_id)``, one ``aiolimiter.AsyncLimiter`` for the query budget, a
+bounded number of queries in flight and a plain ``asyncio.Future`` per job: no task, coroutine
+or timer per pending job, so 100,000 pending jobs cost memory, not wake-ups. The poller owns
+its per-task bookkeeping (``Watch``); a ``Job`` is only the user's handle. ``_reactions``
+decides what to do with each query's outcome, ``_schedule`` when to ask; time comes from an
+injectable ``Clock`` (the running loop by default): tests drive the poller without sleeping.
 """
 
 from __future__ import annotations
@@ -71,6 +69,7 @@ class Poller:
         self, transport: Transport, policy: PollPolicy, *, clock: Clock | None = None
     ) -> None:
         self._transport = transport
+        self._telemetry = transport.telemetry  # jobs and queries are reported there too
         self.policy = policy
         self.schedule = Schedule(policy)
         self.rate = RateController(
@@ -136,6 +135,7 @@ class Poller:
         job = Job(task_id, request, future, self, cell)
         watch = Watch(job, future, cell, now, has_callback, learn)
         self._watches[task_id] = watch
+        watch.trace = self._telemetry.job_started(task_id, request, now, resumed=not learn)
         if self._early.pop(task_id) is not None:
             # Its callback beat the submit response: ask the API now (the callback's own
             # content is never trusted nor kept), and never learn a render time of ~0 from it.
@@ -153,6 +153,7 @@ class Poller:
         watch = self._watches.get(job.task_id)
         if watch is not None and watch.job is job:
             self._drop(watch)
+            self._telemetry.job_ended(watch.trace, None, self._clock.time())
 
     def _drop(self, watch: Watch) -> None:
         task_id = watch.job.task_id
@@ -300,6 +301,7 @@ class Poller:
                     task.task_id, task.status, task.images, task.consumed, task.reason
                 )
             reaction = with_deadline(reaction, facts, deadline=self.policy.job_deadline)
+            self._telemetry.query_done(reaction.verdict.value)
             if reaction.verdict is Verdict.RATE_LIMITED:
                 retry_after = reaction.pause
                 self.rate.on_rate_limited(self._clock.time(), retry_after)
@@ -362,6 +364,7 @@ class Poller:
         else:
             if reaction.status is not None and reaction.status.is_final:
                 watch.teach(self.schedule.model, now, exact=exact)
+                self._telemetry.job_resolved(watch.trace, now, watch.last_running, exact)
             outcome = reaction.result if verdict is Verdict.SUCCEEDED else reaction.error
             assert outcome is not None
             self._finish(watch, outcome)
@@ -371,6 +374,7 @@ class Poller:
         future = watch.future
         if future.done():
             return
+        self._telemetry.job_ended(watch.trace, outcome, self._clock.time())
         if isinstance(outcome, BaseException):
             future.set_exception(outcome)
             future.exception()  # retrieved here: an unawaited failed job logs nothing

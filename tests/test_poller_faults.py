@@ -27,6 +27,7 @@ from ketchup_async import (
 )
 from ketchup_async._early import EarlyCallbacks
 from ketchup_async._poller import COMPACT_SLACK, Poller
+from ketchup_async._telemetry import Recorder
 from ketchup_async.errors import JobDeadlineError
 
 pytestmark = pytest.mark.anyio
@@ -103,6 +104,7 @@ class Script:
 
     def __init__(self, **answers: list[Any]) -> None:
         self.retry = RetryPolicy()
+        self.telemetry = Recorder.off()
         self.answers = answers
         self.queries: list[str] = []
 

@@ -226,6 +226,13 @@ class WebhookReceiver:
             self._filter = RedactTokens(lambda: self._tokens, self.path)
         return self._filter
 
+    def report(self) -> dict[str, Any]:
+        """This receiver's ``stats`` and its client's ``stats()``, as one JSON-able dict.
+
+        For a backend's ``/stats`` endpoint: ``{"webhooks": {...}, "client": {...}}``.
+        """
+        return {"webhooks": self.stats.as_dict(), "client": self.client.stats().as_dict()}
+
     # -- aiohttp ---------------------------------------------------------------------------
 
     def routes(self) -> list[web.RouteDef]:
