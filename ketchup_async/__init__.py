@@ -7,7 +7,7 @@ every pending task and resolves each job's future when its task succeeds or fail
 from __future__ import annotations
 
 from ._budget import BudgetDecision, CreditBudget
-from ._client import DEFAULT_BASE_URL, InsecureTransportWarning, KetchupClient
+from ._client import DEFAULT_BASE_URL, KetchupClient
 from ._converter import request_from_dict, request_to_dict
 from ._jobs import Job
 from ._models import (
@@ -39,6 +39,7 @@ from .errors import (
     ClientClosedError,
     DownloadError,
     EndpointNotFoundError,
+    InsecureTransportWarning,
     InvalidTransitionError,
     JobDeadlineError,
     JobTimeoutError,

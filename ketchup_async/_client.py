@@ -37,17 +37,13 @@ from ._models import (
 from ._poller import Poller
 from ._stats import ClientStats
 from ._telemetry import Recorder, Telemetry
-from .errors import ClientClosedError, ServerError, ValidationError
+from .errors import ClientClosedError, InsecureTransportWarning, ServerError, ValidationError
 
-__all__ = ["DEFAULT_BASE_URL", "InsecureTransportWarning", "KetchupClient"]
+__all__ = ["DEFAULT_BASE_URL", "KetchupClient"]
 
 logger = logging.getLogger("ketchup_async")
 
 DEFAULT_BASE_URL = "https://api.defapi.org"
-
-
-class InsecureTransportWarning(UserWarning):
-    """The base URL is plain ``http://`` to a host other than loopback: the key travels in clear."""
 
 
 def _mask(key: str) -> str:

@@ -6,7 +6,8 @@ within a total deadline, streamed to a temporary file next to the destination, a
 place once complete. Data URIs are decoded under the same size cap.
 
 Retries stay hand-written (as in ``_http``): the loop is a few lines and its decisions come from
-``_retry``, shared with the API path.
+``_retry``, shared with the API path. The final rename runs in a thread through anyio, whose
+``to_thread`` waits for the thread even when the caller is cancelled (see ``ketchup_async.bulk``).
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from aiohttp import web
 
 from .. import _validate
 from .._addresses import is_loopback_host
-from .._client import InsecureTransportWarning, KetchupClient
-from ..errors import ClientClosedError, ValidationError
+from .._client import KetchupClient
+from ..errors import ClientClosedError, InsecureTransportWarning, ValidationError
 from ._parse import MAX_CALLBACK_BYTES, parse_callback, read_body
 from ._refusals import RefusalLog
 from ._relay import RedisRelay
