@@ -28,7 +28,8 @@ from ._models import (
     Task,
     TaskStatus,
 )
-from ._schedule import PollQueue, RateController, Schedule
+from ._rate import RateController
+from ._schedule import PollQueue, Schedule
 from .errors import (
     APIConnectionError,
     APIError,
@@ -75,13 +76,14 @@ class Poller:
             floor=1.0 / policy.min_interval,  # one query per per-task floor: the least useful
             recovery_period=5.0 * policy.min_interval,
             window=policy.min_interval,
+            demand=0.0,  # adaptive (rate None): up to one query per pending task per min_interval
         )
         self._loop = asyncio.get_running_loop()
         self._jobs: dict[str, Job] = {}
         self._queue: PollQueue[Job] = PollQueue(lambda job, due: job.due == due)
         self._slots = asyncio.Semaphore(policy.max_in_flight)
-        self._limiter = _limiter(policy.rate, self.schedule.tick)
-        self._limiter_rate = policy.rate
+        self._limiter_rate = self.rate.rate
+        self._limiter = _limiter(self._limiter_rate, self.schedule.tick)
         self._runner: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Future[None] | None = None
@@ -213,7 +215,9 @@ class Poller:
             task.add_done_callback(self._in_flight.discard)
 
     async def _acquire_budget(self) -> None:
-        rate = self.rate.current_rate(self._loop.time())
+        now = self._loop.time()
+        self.rate.on_demand(now, len(self._jobs) / self.policy.min_interval)
+        rate = self.rate.current_rate(now)
         if abs(rate - self._limiter_rate) > 0.01 * self._limiter_rate:
             self._limiter = _limiter(rate, self.schedule.tick)
             self._limiter_rate = rate
