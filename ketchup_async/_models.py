@@ -243,9 +243,7 @@ class PollPolicy:
 
     min_interval: float = attrs.field(default=1.0, validator=_positive)
     max_interval: float = attrs.field(default=15.0, validator=_positive)
-    rate: float | None = attrs.field(
-        default=None, validator=attrs.validators.optional(_positive)
-    )
+    rate: float | None = attrs.field(default=None, validator=attrs.validators.optional(_positive))
     expected_duration: float = attrs.field(default=10.0, validator=_positive)
     first_poll_quantile: float = attrs.field(default=0.35, validator=_fraction)
     backoff: float = attrs.field(default=1.25, validator=_positive)
