@@ -3,7 +3,8 @@
 Runs inside a variant process (``python -m benchmarks.run_variant scale``) against a fake
 server whose tasks never finish. Pending jobs grow in steps (e.g. 1,000 -> 10,000 ->
 100,000); at each step the shared poller (``PollPolicy(rate=W3_RATE)``, time-scaled, so it is
-always budget-bound and paced like the bare GET it is compared with) runs for a fixed number of queries and its CPU time is divided by them. RSS per
+always budget-bound and paced like the bare GET it is compared with) runs for a fixed number of
+queries and its CPU time is divided by them. RSS per
 pending job is the growth of resident memory from before the first submit to after the last,
 divided by the jobs pending.
 """

@@ -1,4 +1,4 @@
-"""How fast to send: the adaptive rate controller. Pure logic, no I/O: ``now`` comes from the caller.
+"""How fast to send: the adaptive rate controller. Pure, no I/O: ``now`` comes from the caller.
 
 One ``RateController`` per kind of request (the poller's queries; submits build on it too).
 
@@ -118,9 +118,10 @@ class RateController:
         return max(self.floor, min(self._level, self._ceiling()))
 
     def on_demand(self, now: float, demand: float) -> None:
-        """The most requests per second that could be useful at ``now`` (e.g. pending / min_interval).
+        """The most requests per second that could be useful at ``now``.
 
-        Steps earned under the previous demand are applied first.
+        For the poller: pending tasks / ``min_interval``. Steps earned under the previous
+        demand are applied first.
         """
         self.current_rate(now)
         self._demand = demand
