@@ -78,8 +78,7 @@ async def generate_many(
     crashed: list[BaseException] = []
 
     def emit(outcome: Outcome) -> None:
-        ready.append(outcome)
-        slots.release()
+        ready.append(outcome)  # still holds its slot until the caller takes it
         wakeup.set()
 
     def on_done(job: Job) -> None:
@@ -125,6 +124,7 @@ async def generate_many(
     try:
         while True:
             while ready:
+                slots.release()
                 yield ready.popleft()
             if crashed:
                 raise crashed[0]
