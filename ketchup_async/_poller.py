@@ -23,6 +23,7 @@ from ._endpoints import query_task
 from ._http import Transport
 from ._jobs import Job, StatusCell
 from ._models import CallbackPayload, GenerateRequest, GenerationResult, PollPolicy, Task
+from ._rate import RateController
 from ._reactions import (
     Reaction,
     Verdict,
@@ -31,7 +32,7 @@ from ._reactions import (
     react_to_status,
     with_deadline,
 )
-from ._schedule import PollQueue, RateController, Schedule
+from ._schedule import PollQueue, Schedule
 from ._watch import Watch
 from .errors import APIConnectionError, ClientClosedError, KetchupError
 
@@ -77,14 +78,15 @@ class Poller:
             floor=1.0 / policy.min_interval,  # one query per per-task floor: the least useful
             recovery_period=5.0 * policy.min_interval,
             window=policy.min_interval,
+            demand=0.0,  # adaptive (rate None): up to one query per pending task per min_interval
         )
         self._loop = asyncio.get_running_loop()
         self._clock: Clock = clock if clock is not None else self._loop
         self._watches: dict[str, Watch] = {}
         self._queue: PollQueue[str] = PollQueue(self._is_live)
         self._slots = asyncio.Semaphore(policy.max_in_flight)
-        self._limiter = _limiter(policy.rate, self.schedule.tick)
-        self._limiter_rate = policy.rate
+        self._limiter_rate = self.rate.rate
+        self._limiter = _limiter(self._limiter_rate, self.schedule.tick)
         self._runner: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Future[None] | None = None
@@ -256,7 +258,9 @@ class Poller:
             self._in_flight.add(self._loop.create_task(self._poll(watch)))
 
     async def _acquire_budget(self) -> None:
-        rate = self.rate.current_rate(self._loop.time())
+        now = self._loop.time()
+        self.rate.on_demand(now, len(self._watches) / self.policy.min_interval)
+        rate = self.rate.current_rate(now)
         if abs(rate - self._limiter_rate) > 0.01 * self._limiter_rate:
             self._limiter = _limiter(rate, self.schedule.tick)
             self._limiter_rate = rate

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 import attrs
 
 from ._models import PollPolicy
-from ._schedule import DurationModel, RateController, Schedule
+from ._rate import RateController
+from ._schedule import DurationModel, Schedule
 
 __all__ = ["ClientStats", "Counts", "PollerFigures", "snapshot"]
 
