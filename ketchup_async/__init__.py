@@ -7,7 +7,7 @@ every pending task and resolves each job's future when its task succeeds or fail
 from __future__ import annotations
 
 from ._budget import BudgetDecision, CreditBudget
-from ._client import DEFAULT_BASE_URL, InsecureTransportWarning, KetchupClient
+from ._client import DEFAULT_BASE_URL, KetchupClient
 from ._converter import request_from_dict, request_to_dict
 from ._jobs import Job
 from ._models import (
@@ -23,6 +23,8 @@ from ._models import (
     Task,
     TaskStatus,
 )
+from ._stats import ClientStats
+from ._telemetry import Telemetry
 from ._validate import KNOWN_MODELS, MODEL_GEMINI_FLASH_IMAGE, MODEL_GEMPIX2
 from ._version import __version__
 from .bulk import BulkInput, BulkOptions, BulkProgress, BulkSummary, resume_bulk, run_bulk
@@ -37,6 +39,7 @@ from .errors import (
     ClientClosedError,
     DownloadError,
     EndpointNotFoundError,
+    InsecureTransportWarning,
     InvalidTransitionError,
     JobDeadlineError,
     JobTimeoutError,
@@ -70,6 +73,7 @@ __all__ = [
     "BulkSummary",
     "CallbackPayload",
     "ClientClosedError",
+    "ClientStats",
     "CreditBudget",
     "DEFAULT_BASE_URL",
     "DownloadError",
@@ -103,6 +107,7 @@ __all__ = [
     "TaskFailedError",
     "TaskNotFoundError",
     "TaskStatus",
+    "Telemetry",
     "UnjournaledTasksError",
     "UnknownStatusError",
     "ValidationError",

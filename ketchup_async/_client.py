@@ -35,17 +35,15 @@ from ._models import (
     Task,
 )
 from ._poller import Poller
-from .errors import ClientClosedError, ServerError, ValidationError
+from ._stats import ClientStats
+from ._telemetry import Recorder, Telemetry
+from .errors import ClientClosedError, InsecureTransportWarning, ServerError, ValidationError
 
-__all__ = ["DEFAULT_BASE_URL", "InsecureTransportWarning", "KetchupClient"]
+__all__ = ["DEFAULT_BASE_URL", "KetchupClient"]
 
 logger = logging.getLogger("ketchup_async")
 
 DEFAULT_BASE_URL = "https://api.defapi.org"
-
-
-class InsecureTransportWarning(UserWarning):
-    """The base URL is plain ``http://`` to a host other than loopback: the key travels in clear."""
 
 
 def _mask(key: str) -> str:
@@ -75,6 +73,7 @@ class KetchupClient:
             comma-separated ``KETCHUP_DOWNLOAD_HOSTS``. Empty by default: public hosts only.
         download_timeout: Seconds for one whole download (redirects and retries included).
         max_download_concurrency: Downloads in flight, on a connection pool of their own.
+        telemetry: OpenTelemetry reporting (spans and metrics; see ``Telemetry``).
 
     Raises:
         ValidationError: No API key, or a bad argument; nothing is sent.
@@ -97,6 +96,7 @@ class KetchupClient:
         download_hosts: Iterable[str] | None = None,
         download_timeout: float = DEFAULT_DEADLINE,
         max_download_concurrency: int = 16,
+        telemetry: Telemetry | None = None,
     ) -> None:
         key = _validate.check_api_key(
             api_key if api_key is not None else os.environ.get("KETCHUP_API_KEY")
@@ -122,6 +122,7 @@ class KetchupClient:
             polling, (PollPolicy, type(None)), field="polling", what="a PollPolicy"
         )
         _validate.check_type(retry, (RetryPolicy, type(None)), field="retry", what="a RetryPolicy")
+        self._telemetry = Recorder.for_client(telemetry, url)
         self._api_key = key
         self.base_url = url.rstrip("/")
         self.model = model
@@ -140,6 +141,7 @@ class KetchupClient:
             retry=self.retry,
             timeout=timeout,
         )
+        self._downloader.telemetry = self._telemetry
         self._session = session
         self._owns_session = session is None
         self._transport: Transport | None = None
@@ -185,6 +187,7 @@ class KetchupClient:
                 timeout=self.timeout,
                 max_concurrency=self.max_concurrency,
                 sleep=self._life.sleep,
+                telemetry=self._telemetry,
             )
             self._poller = Poller(self._transport, self.polling)
         return self._transport, self._poller
@@ -360,6 +363,10 @@ class KetchupClient:
     def queries_sent(self) -> int:
         """How many task queries the shared poller has sent."""
         return 0 if self._poller is None else self._poller.queries
+
+    def stats(self) -> ClientStats:
+        """A frozen snapshot of this client's counters and learned figures (``ClientStats``)."""
+        return self._telemetry.stats(self._poller, self.polling)
 
     # -- many jobs and files ----------------------------------------------------------------
 

@@ -6,7 +6,8 @@ within a total deadline, streamed to a temporary file next to the destination, a
 place once complete. Data URIs are decoded under the same size cap.
 
 Retries stay hand-written (as in ``_http``): the loop is a few lines and its decisions come from
-``_retry``, shared with the API path.
+``_retry``, shared with the API path. The final rename runs in a thread through anyio, whose
+``to_thread`` waits for the thread even when the caller is cancelled (see ``ketchup_async.bulk``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ._addresses import HostAllowList, hosts_from_env
 from ._egress import GuardedResolver, check_target
 from ._http import USER_AGENT
 from ._models import ImageResult, RetryPolicy
+from ._telemetry import Recorder
 from .errors import DownloadError, ValidationError
 
 __all__ = [
@@ -158,26 +160,30 @@ async def _fetch_once(
     allow: HostAllowList,
     max_bytes: int,
     timeout: float,
+    telemetry: Recorder,
+    attempt: int,
 ) -> Path:
     client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
     headers = {"User-Agent": USER_AGENT, "Accept": "image/*"}
     target = check_target(url, allow)
-    for _ in range(MAX_REDIRECTS + 1):
-        async with session.get(
-            target, headers=headers, timeout=client_timeout, allow_redirects=False
-        ) as response:
-            if response.status in _REDIRECTS:
-                # Followed by hand: every hop's URL and resolved addresses are checked again.
-                location = response.headers.get("Location", "")
-                try:
-                    next_url = response.url.join(URL(location))
-                except (ValueError, TypeError):
-                    next_url = None
-                if not location or next_url is None:
-                    raise DownloadError(f"image host answered HTTP {response.status} badly")
-                target = check_target(next_url, allow)
-                continue
-            return await _save(response, dest, max_bytes)
+    for hop in range(MAX_REDIRECTS + 1):
+        with telemetry.download_call(str(target), attempt + hop) as call:
+            async with session.get(
+                target, headers=headers, timeout=client_timeout, allow_redirects=False
+            ) as response:
+                call.status = response.status
+                if response.status in _REDIRECTS:
+                    # Followed by hand: every hop's URL and resolved addresses are checked again.
+                    location = response.headers.get("Location", "")
+                    try:
+                        next_url = response.url.join(URL(location))
+                    except (ValueError, TypeError):
+                        next_url = None
+                    if not location or next_url is None:
+                        raise DownloadError(f"image host answered HTTP {response.status} badly")
+                    target = check_target(next_url, allow)
+                    continue
+                return await _save(response, dest, max_bytes)
     raise DownloadError(f"image download failed: more than {MAX_REDIRECTS} redirects")
 
 
@@ -235,6 +241,7 @@ class Downloader:
         deadline: Seconds for one whole download.
         resolver: The resolver to guard (aiohttp's default when None).
         trace_configs: aiohttp request tracing for the pool's session.
+        telemetry: Where a span per download request goes (see ``_telemetry``).
     """
 
     allow: HostAllowList = attrs.field(factory=HostAllowList)
@@ -246,6 +253,7 @@ class Downloader:
     resolver: AbstractResolver | None = None
     trace_configs: tuple[aiohttp.TraceConfig, ...] = ()
     rng: random.Random = attrs.field(factory=random.Random)
+    telemetry: Recorder = attrs.field(factory=Recorder.off)
     _session: aiohttp.ClientSession | None = attrs.field(default=None, init=False)
     _guard: GuardedResolver | None = attrs.field(default=None, init=False)
     _slots: asyncio.Semaphore | None = attrs.field(default=None, init=False)
@@ -339,6 +347,8 @@ class Downloader:
                     allow=self.allow,
                     max_bytes=self.max_bytes,
                     timeout=self.timeout,
+                    telemetry=self.telemetry,
+                    attempt=attempt,
                 )
             except DownloadError as exc:
                 status = exc.status_code

@@ -20,6 +20,7 @@ import attrs
 
 from . import _retry, _validate
 from ._models import RetryPolicy
+from ._telemetry import HttpCall, Recorder
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -134,6 +135,7 @@ class Transport:
     max_concurrency: int
     sleep: Sleep = asyncio.sleep
     rng: random.Random = attrs.field(factory=random.Random)
+    telemetry: Recorder = attrs.field(factory=Recorder.off)
     _slots: asyncio.Semaphore = attrs.field(init=False)
     _client_timeout: aiohttp.ClientTimeout = attrs.field(init=False)
 
@@ -181,9 +183,18 @@ class Transport:
         attempts = (self.retry.max_retries if retries else 0) + 1
         for attempt in range(attempts):
             try:
-                return await self._attempt(
-                    method, path, params, json_body, idempotent, attempt + 1, not_found, on_send
-                )
+                with self.telemetry.http_call(method, path, attempt, params) as call:
+                    return await self._attempt(
+                        method,
+                        path,
+                        params,
+                        json_body,
+                        idempotent,
+                        attempt + 1,
+                        not_found,
+                        on_send,
+                        call,
+                    )
             except _Retryable as retryable:
                 on_send = None  # it ran before the first attempt
                 if attempt + 1 >= attempts:
@@ -205,6 +216,7 @@ class Transport:
         attempt: int,
         not_found: type[NotFoundError],
         on_send: Callable[[], Awaitable[None]] | None,
+        call: HttpCall,
     ) -> Any:
         headers = {
             "Authorization": f"Bearer {self._api_key}",
@@ -226,7 +238,7 @@ class Transport:
                     allow_redirects=False,
                 ) as response:
                     body = await response.read()
-                    status = response.status
+                    status = call.status = response.status
                     request_id = response.headers.get("X-Request-Id")
                     retry_after_header = response.headers.get("Retry-After")
             except _NOT_SENT as exc:
@@ -250,7 +262,7 @@ class Transport:
                 raise lost from None
         self._log(method, path, status, started, attempt, request_id)
         if 200 <= status < 300:
-            return self._data(method, path, status, body, request_id, idempotent)
+            return call.done(self._data(method, path, status, body, request_id, idempotent))
         retry_after = _retry.parse_retry_after(retry_after_header)
         error = error_for_response(
             status, body, request_id=request_id, retry_after=retry_after, not_found=not_found

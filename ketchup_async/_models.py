@@ -262,7 +262,9 @@ class PollPolicy:
     Attributes:
         min_interval: Never query one task twice within this (the provider asks for >= 1 s).
         max_interval: The back-off ceiling between two queries of one task.
-        rate: The whole client's query budget.
+        rate: The whole client's query budget: None (the default) adapts it to demand, up to
+            one query per pending task per ``min_interval``, probing upward while the server
+            answers and cutting on 429; a number is a hard ceiling (429s still cut below it).
         expected_duration: Prior for the render time, until this client has seen jobs finish.
         first_poll_quantile: The first query of a job lands at this quantile of the learned
             render-time distribution (lower: less lag, more queries).
@@ -280,7 +282,7 @@ class PollPolicy:
 
     min_interval: float = attrs.field(default=1.0, validator=_positive)
     max_interval: float = attrs.field(default=15.0, validator=_positive)
-    rate: float = attrs.field(default=10.0, validator=_positive)
+    rate: float | None = attrs.field(default=None, validator=attrs.validators.optional(_positive))
     expected_duration: float = attrs.field(default=10.0, validator=_positive)
     first_poll_quantile: float = attrs.field(default=0.3, validator=_fraction)
     dense_until: float = attrs.field(default=0.95, validator=_fraction)
@@ -307,7 +309,7 @@ class PollPolicy:
             self,
             min_interval=self.min_interval * factor,
             max_interval=self.max_interval * factor,
-            rate=self.rate / factor,
+            rate=None if self.rate is None else self.rate / factor,
             expected_duration=self.expected_duration * factor,
             callback_grace=self.callback_grace * factor,
             not_found_grace=self.not_found_grace * factor,

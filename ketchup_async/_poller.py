@@ -1,13 +1,11 @@
 """The shared poller: one background task watches every pending task id of a client.
 
-One min-heap of ``(due, task_id)``, one ``aiolimiter.AsyncLimiter`` for the client's query
-budget, a bounded number of queries in flight and a plain ``asyncio.Future`` per job: no task,
-coroutine or timer per pending job, so 100,000 pending jobs cost memory, not wake-ups.
-
-The poller owns its per-task bookkeeping (``Watch``: due time, polls, errors, what was seen);
-a ``Job`` is only the user's handle. What to do with each query's outcome is decided by the
-pure functions of ``_reactions``; when to ask, by ``_schedule``. Time comes from an injectable
-``Clock`` (the running loop by default) so tests can drive the poller without sleeping.
+One min-heap of ``(due, task_id)``, one ``aiolimiter.AsyncLimiter`` for the query budget, a
+bounded number of queries in flight and a plain ``asyncio.Future`` per job: no task, coroutine
+or timer per pending job, so 100,000 pending jobs cost memory, not wake-ups. The poller owns
+its per-task bookkeeping (``Watch``); a ``Job`` is only the user's handle. ``_reactions``
+decides what to do with each query's outcome, ``_schedule`` when to ask; time comes from an
+injectable ``Clock`` (the running loop by default): tests drive the poller without sleeping.
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ from ._endpoints import query_task
 from ._http import Transport
 from ._jobs import Job, StatusCell
 from ._models import CallbackPayload, GenerateRequest, GenerationResult, PollPolicy, Task
+from ._rate import RateController
 from ._reactions import (
     Reaction,
     Verdict,
@@ -33,7 +32,7 @@ from ._reactions import (
     react_to_status,
     with_deadline,
 )
-from ._schedule import PollQueue, RateController, Schedule
+from ._schedule import PollQueue, Schedule
 from ._watch import Watch
 from .errors import APIConnectionError, ClientClosedError, KetchupError
 
@@ -71,6 +70,7 @@ class Poller:
         self, transport: Transport, policy: PollPolicy, *, clock: Clock | None = None
     ) -> None:
         self._transport = transport
+        self._telemetry = transport.telemetry  # jobs and queries are reported there too
         self.policy = policy
         self.schedule = Schedule(policy)
         self.rate = RateController(
@@ -78,14 +78,15 @@ class Poller:
             floor=1.0 / policy.min_interval,  # one query per per-task floor: the least useful
             recovery_period=5.0 * policy.min_interval,
             window=policy.min_interval,
+            demand=0.0,  # adaptive (rate None): up to one query per pending task per min_interval
         )
         self._loop = asyncio.get_running_loop()
         self._clock: Clock = clock if clock is not None else self._loop
         self._watches: dict[str, Watch] = {}
         self._queue: PollQueue[str] = PollQueue(self._is_live)
         self._slots = asyncio.Semaphore(policy.max_in_flight)
-        self._limiter = _limiter(policy.rate, self.schedule.tick)
-        self._limiter_rate = policy.rate
+        self._limiter_rate = self.rate.rate
+        self._limiter = _limiter(self._limiter_rate, self.schedule.tick)
         self._runner: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Future[None] | None = None
@@ -136,6 +137,7 @@ class Poller:
         job = Job(task_id, request, future, self, cell)
         watch = Watch(job, future, cell, now, has_callback, learn)
         self._watches[task_id] = watch
+        watch.trace = self._telemetry.job_started(task_id, request, now, resumed=not learn)
         if self._early.pop(task_id) is not None:
             # Its callback beat the submit response: ask the API now (the callback's own
             # content is never trusted nor kept), and never learn a render time of ~0 from it.
@@ -153,6 +155,7 @@ class Poller:
         watch = self._watches.get(job.task_id)
         if watch is not None and watch.job is job:
             self._drop(watch)
+            self._telemetry.job_ended(watch.trace, None, self._clock.time())
 
     def _drop(self, watch: Watch) -> None:
         task_id = watch.job.task_id
@@ -255,7 +258,9 @@ class Poller:
             self._in_flight.add(self._loop.create_task(self._poll(watch)))
 
     async def _acquire_budget(self) -> None:
-        rate = self.rate.current_rate(self._loop.time())
+        now = self._loop.time()
+        self.rate.on_demand(now, len(self._watches) / self.policy.min_interval)
+        rate = self.rate.current_rate(now)
         if abs(rate - self._limiter_rate) > 0.01 * self._limiter_rate:
             self._limiter = _limiter(rate, self.schedule.tick)
             self._limiter_rate = rate
@@ -300,6 +305,7 @@ class Poller:
                     task.task_id, task.status, task.images, task.consumed, task.reason
                 )
             reaction = with_deadline(reaction, facts, deadline=self.policy.job_deadline)
+            self._telemetry.query_done(reaction.verdict.value)
             if reaction.verdict is Verdict.RATE_LIMITED:
                 retry_after = reaction.pause
                 self.rate.on_rate_limited(self._clock.time(), retry_after)
@@ -362,6 +368,7 @@ class Poller:
         else:
             if reaction.status is not None and reaction.status.is_final:
                 watch.teach(self.schedule.model, now, exact=exact)
+                self._telemetry.job_resolved(watch.trace, now, watch.last_running, exact)
             outcome = reaction.result if verdict is Verdict.SUCCEEDED else reaction.error
             assert outcome is not None
             self._finish(watch, outcome)
@@ -371,6 +378,7 @@ class Poller:
         future = watch.future
         if future.done():
             return
+        self._telemetry.job_ended(watch.trace, outcome, self._clock.time())
         if isinstance(outcome, BaseException):
             future.set_exception(outcome)
             future.exception()  # retrieved here: an unawaited failed job logs nothing

@@ -7,8 +7,8 @@
   to ``max_interval``; never two queries of one task within ``min_interval``; jobs with a
   callback get a late, rare safety net.
 - ``PollQueue`` is the one min-heap of ``(due, seq, item)``: the most overdue item comes first.
-- ``RateController`` lowers the query rate on 429 (to what the server served) and recovers
-  it slowly.
+
+How fast to send is not decided here: see ``_rate.RateController``.
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections import deque
 from collections.abc import Callable
 from statistics import NormalDist
 from typing import Generic, TypeVar
 
 from ._models import PollPolicy
 
-__all__ = ["TICK_FRACTION", "DurationModel", "PollQueue", "RateController", "Schedule"]
+__all__ = ["TICK_FRACTION", "DurationModel", "PollQueue", "Schedule"]
 
 T = TypeVar("T")
 
@@ -253,78 +252,3 @@ class PollQueue(Generic[T]):
     def clear(self) -> None:
         """Drop every entry."""
         self._heap.clear()
-
-
-class RateController:
-    """Additive-increase, multiplicative-decrease control of the query rate.
-
-    A 429 pauses everything for the server's ``Retry-After`` and cuts the rate to at most half
-    of itself and at most what the server answered over the last ``window`` seconds (halving
-    an unused budget would not lighten the server's load; what it just served is the best
-    estimate of what it allows), never below ``floor`` queries per second (an absolute figure:
-    a large budget must still be able to come down to what a small server allows). Every quiet
-    ``recovery_period`` the rate grows by ``recovery_step`` of itself until it is back at the
-    budget.
-    """
-
-    __slots__ = (
-        "_answers",
-        "_last_change",
-        "budget",
-        "floor",
-        "paused_until",
-        "rate",
-        "recovery_period",
-        "recovery_step",
-        "window",
-    )
-
-    def __init__(
-        self,
-        budget: float,
-        *,
-        floor: float = 1.0,
-        recovery_period: float = 5.0,
-        recovery_step: float = 0.1,
-        window: float = 1.0,
-    ) -> None:
-        self.budget = budget
-        self.rate = budget
-        self.floor = min(floor, budget)
-        self.recovery_period = recovery_period
-        self.recovery_step = recovery_step
-        self.window = window
-        self.paused_until = -math.inf
-        self._last_change = -math.inf
-        self._answers: deque[float] = deque()
-
-    def on_answered(self, now: float) -> None:
-        """A query was answered (not 429) at ``now``."""
-        answers = self._answers
-        answers.append(now)
-        horizon = now - self.window
-        while answers[0] <= horizon:
-            answers.popleft()
-
-    def served(self, now: float) -> float:
-        """Queries per second the server answered over the last ``window`` seconds."""
-        horizon = now - self.window
-        return sum(1 for t in self._answers if t > horizon) / self.window
-
-    def on_rate_limited(self, now: float, retry_after: float) -> None:
-        """A query was answered 429: pause for ``retry_after`` seconds and cut the rate."""
-        self.paused_until = max(self.paused_until, now + retry_after)
-        # One storm of 429s from queries already in flight counts as one signal.
-        if now - self._last_change >= retry_after or self.rate >= self.budget:
-            self.rate = max(self.floor, min(self.rate / 2.0, self.served(now)))
-        self._last_change = now
-
-    def current_rate(self, now: float) -> float:
-        """The rate allowed at ``now``, after any recovery earned since the last change."""
-        if self.rate < self.budget:
-            quiet = now - max(self._last_change, self.paused_until)
-            if quiet >= self.recovery_period:
-                steps = int(quiet // self.recovery_period)
-                self.rate = min(self.budget, self.rate * (1.0 + self.recovery_step) ** steps)
-                self._last_change = now
-        return self.rate

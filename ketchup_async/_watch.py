@@ -13,6 +13,7 @@ from ._jobs import Job, StatusCell
 from ._models import GenerationResult
 from ._reactions import Facts
 from ._schedule import DurationModel
+from ._telemetry import JobTrace
 
 __all__ = ["Watch"]
 
@@ -36,6 +37,7 @@ class Watch:
     last_status: str | None = None  # as sent (an undocumented one too)
     last_poll: float | None = None
     last_running: float | None = None
+    trace: JobTrace | None = None  # the job's span and metrics (see ``_telemetry``)
 
     def facts(self, now: float, answered: bool, stray_404s: int) -> Facts:
         """What a reaction needs to know, at ``now`` (with the client's own two facts)."""

@@ -28,6 +28,9 @@ KetchupError
     ├── UnjournaledTasksError(task_ids, recovery_file) - paid task ids the journal could not
     │                                    record (disk full): kept in the recovery file
     └── InvalidTransitionError         - a state change the bulk transition table forbids (a bug)
+
+UserWarning
+└── InsecureTransportWarning           - a key or token would travel over plain http
 ```
 
 Every error carries its context as attributes; none of them ever contains the API key.
@@ -50,6 +53,7 @@ __all__ = [
     "ClientClosedError",
     "DownloadError",
     "EndpointNotFoundError",
+    "InsecureTransportWarning",
     "InvalidTransitionError",
     "JobDeadlineError",
     "JobTimeoutError",
@@ -390,3 +394,8 @@ class InvalidTransitionError(JournalError):
         self.current = str(current)
         self.target = str(target)
         super().__init__(f"an input cannot go from {self.current!r} to {self.target!r}")
+
+
+class InsecureTransportWarning(UserWarning):
+    """A secret would travel in clear text: a plain ``http://`` base URL (the API key) or
+    callback URL (the webhook token) to a host other than loopback. A warning, not an error."""

@@ -186,6 +186,11 @@ def test_status_finality() -> None:
     assert {s for s in TaskStatus if s.is_final} == {TaskStatus.SUCCESS, TaskStatus.FAILED}
 
 
+def test_poll_policy_rate_defaults_to_adaptive() -> None:
+    """``PollPolicy()`` has no fixed query budget: ``rate`` is None (adaptive)."""
+    assert PollPolicy().rate is None
+
+
 def test_poll_policy_rejects_nonsense() -> None:
     """Non-positive numbers and an inverted interval range are refused, naming the field."""
     with pytest.raises(ValidationError, match="rate"):
@@ -200,9 +205,10 @@ def test_poll_policy_rejects_nonsense() -> None:
 
 def test_policies_scale_durations_and_rates() -> None:
     """``scaled(f)`` multiplies durations by f and divides the query rate by f."""
-    policy = PollPolicy().scaled(0.05)
+    policy = PollPolicy(rate=10.0).scaled(0.05)
     assert policy.min_interval == pytest.approx(0.05)
     assert policy.rate == pytest.approx(200.0)
+    assert PollPolicy().scaled(0.05).rate is None  # adaptive stays adaptive
     assert RetryPolicy().scaled(0.1).cap == pytest.approx(0.8)
 
 

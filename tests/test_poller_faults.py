@@ -7,7 +7,7 @@ import gc
 import heapq
 import itertools
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -27,6 +27,7 @@ from ketchup_async import (
 )
 from ketchup_async._early import EarlyCallbacks
 from ketchup_async._poller import COMPACT_SLACK, Poller
+from ketchup_async._telemetry import Recorder
 from ketchup_async.errors import JobDeadlineError
 
 pytestmark = pytest.mark.anyio
@@ -45,12 +46,20 @@ JSON_404 = TaskNotFoundError("task not found", status_code=404, code=1)
 
 
 class FakeClock:
-    """Virtual time: timers fire only when the test advances the clock."""
+    """Virtual time: timers fire only when the test advances the clock.
+
+    It also becomes the running loop's clock (``loop.time``), as aiolimiter's own tests patch
+    it: the query budget's leaky bucket reads the loop's time, so it must run on the same
+    virtual time as the poller (the ``_loop_clock`` fixture restores the loop afterwards).
+    """
 
     def __init__(self) -> None:
         self.now = 1000.0
         self._timers: list[tuple[float, int, _Timer]] = []
         self._seq = itertools.count()
+        loop = asyncio.get_running_loop()
+        loop.time = self.time  # type: ignore[method-assign]
+        _PATCHED_LOOPS.append(loop)
 
     def time(self) -> float:
         return self.now
@@ -92,6 +101,17 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+_PATCHED_LOOPS: list[asyncio.AbstractEventLoop] = []
+
+
+@pytest.fixture(autouse=True)
+def _loop_clock() -> Iterator[None]:
+    """Give each loop a ``FakeClock`` took over its own clock back after the test."""
+    yield
+    while _PATCHED_LOOPS:
+        vars(_PATCHED_LOOPS.pop()).pop("time", None)
+
+
 def data(task_id: str, status: str, images: list[str] | None = None) -> dict[str, Any]:
     """A query answer's data object."""
     result = None if images is None else [{"image": url} for url in images]
@@ -103,6 +123,7 @@ class Script:
 
     def __init__(self, **answers: list[Any]) -> None:
         self.retry = RetryPolicy()
+        self.telemetry = Recorder.off()
         self.answers = answers
         self.queries: list[str] = []
 

@@ -30,6 +30,7 @@ from ketchup_async import (
 )
 from ketchup_async._jobs import Job
 from ketchup_async._poller import Poller
+from ketchup_async._telemetry import Recorder
 
 MIN_INTERVAL = 0.002
 ERRORS = {
@@ -46,6 +47,7 @@ class ScriptedTransport:
 
     def __init__(self) -> None:
         self.retry = RetryPolicy()
+        self.telemetry = Recorder.off()
         self.status: dict[str, str] = {}
         self.next_errors: list[str] = []
         self.spans: dict[str, list[tuple[float, float]]] = defaultdict(list)

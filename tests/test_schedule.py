@@ -1,4 +1,4 @@
-"""The poll schedule, the poll queue and the rate controller, on a fake clock (pure)."""
+"""The poll schedule and the poll queue, on a fake clock (pure)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ketchup_async import PollPolicy
-from ketchup_async._schedule import (
-    TICK_FRACTION,
-    DurationModel,
-    PollQueue,
-    RateController,
-    Schedule,
-)
+from ketchup_async._schedule import TICK_FRACTION, DurationModel, PollQueue, Schedule
 
 
 def test_first_poll_near_the_prior_before_any_job_finished() -> None:
@@ -183,61 +177,6 @@ def test_queue_drops_stale_entries() -> None:
     assert queue.next_due() == 2.0
     assert queue.pop_due(5.0) == "a"
     assert queue.pop_due(5.0) is None
-
-
-def _answered(rate: RateController, count: int, start: float, end: float) -> None:
-    for i in range(count):
-        rate.on_answered(start + (end - start) * i / count)
-
-
-def test_rate_halves_on_429_and_recovers_slowly() -> None:
-    """A 429 halves the rate and pauses; quiet periods restore it step by step."""
-    rate = RateController(10.0, recovery_period=5.0, recovery_step=0.1)
-    _answered(rate, 10, 99.05, 100.0)  # the server was answering the full budget
-    rate.on_rate_limited(100.0, 2.0)
-    assert rate.paused_until == 102.0
-    assert rate.current_rate(101.0) == 5.0
-    assert rate.current_rate(106.0) == 5.0  # only 4 s quiet since the pause ended
-    assert rate.current_rate(107.0) == pytest.approx(5.5)
-    assert rate.current_rate(400.0) == 10.0
-
-
-def test_a_storm_of_429s_counts_once() -> None:
-    """429s from queries already in flight within Retry-After halve the rate once."""
-    rate = RateController(16.0)
-    _answered(rate, 16, 9.0, 10.0)
-    rate.on_rate_limited(10.0, 1.0)
-    rate.on_rate_limited(10.1, 1.0)
-    rate.on_rate_limited(10.2, 1.0)
-    assert rate.rate == 8.0
-    _answered(rate, 8, 10.5, 11.5)
-    rate.on_rate_limited(11.5, 1.0)
-    assert rate.rate == 4.0
-
-
-def test_429_cuts_an_unused_budget_to_what_the_server_served() -> None:
-    """A 2,000/s budget meeting a 10/s server comes down to 10/s in one storm, not eight."""
-    rate = RateController(2000.0, floor=1.0, window=1.0)
-    _answered(rate, 40, 0.0, 3.0)  # long gone: outside the window
-    _answered(rate, 10, 9.2, 10.0)
-    rate.on_rate_limited(10.0, 1.0)
-    assert rate.served(10.0) == pytest.approx(10.0)
-    assert rate.rate == pytest.approx(10.0)
-
-
-def test_429_after_silence_drops_to_the_floor() -> None:
-    """Refused with nothing answered in the window: the rate falls to the floor at once."""
-    rate = RateController(500.0, floor=2.0)
-    rate.on_rate_limited(50.0, 1.0)
-    assert rate.rate == 2.0
-
-
-def test_rate_floor_is_absolute() -> None:
-    """A large budget can come down to the absolute floor a small server needs."""
-    rate = RateController(2000.0, floor=1.0)
-    for i in range(50):
-        rate.on_rate_limited(i * 10.0, 1.0)
-    assert rate.rate == pytest.approx(1.0)
 
 
 def test_censored_learning_recovers_the_true_median() -> None:

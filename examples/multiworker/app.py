@@ -75,6 +75,7 @@ async def stats(request: web.Request) -> web.Response:
             "worker": os.getpid(),
             "queries": request.app[CLIENT].queries_sent,
             "webhooks": receiver.stats.as_dict(),
+            "client": request.app[CLIENT].stats().as_dict(),
             "relay": None if relay is None else attrs.asdict(relay.stats),
         }
     )

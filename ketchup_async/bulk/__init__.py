@@ -6,7 +6,14 @@ SQL in ``_sql``; ``_manifest`` writes ``manifest.jsonl``) records each input's s
 transitions live in ``_states``); ``_runner`` turns outcomes into journal rows and files
 (``_files``); ``_outdir`` says what lives where in the output directory; ``_recovery`` keeps the
 task ids a full disk kept out of the journal; ``_progress`` is the snapshot handed to progress
-callbacks.
+callbacks; ``_budget``-driven spend control and ``--reuse`` live in ``_spend`` and ``_reuse``.
+
+Blocking file and SQLite work runs in threads through ``anyio.to_thread.run_sync``, not
+``asyncio.to_thread``, for its cancellation rule: a cancelled caller still waits for the
+thread to finish, so a journal write or a file rename is never half done behind the caller's
+back (Ctrl-C while a row is being committed leaves it committed or not, never racing the
+cleanup). That is the one thing anyio does here; task groups and streams were weighed for
+``generate_many`` and not used (see ``ketchup_async._many``).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from .. import (
     BulkInput,
     BulkProgress,
     BulkSummary,
+    ClientStats,
     JournalError,
     KetchupClient,
     KetchupError,
@@ -55,6 +56,7 @@ def run_bulk_command(
     *,
     client: Callable[[], AbstractAsyncContextManager[KetchupClient]],
     title: str,
+    verbose: bool = False,
 ) -> int:
     """Run a bulk run with progress, then print its summary; map errors to exit codes.
 
@@ -63,18 +65,23 @@ def run_bulk_command(
         work: Runs the bulk run with a client and a progress callback.
         client: Makes the client's async context (the demo's also runs a fake server).
         title: The summary table's title.
+        verbose: Add the client's own figures to the summary (``client.stats()``).
     """
     out = console()
     health = ApiHealth()
     reporter = make_reporter(out, sys.stdout, health=health, out_dir=str(out_dir))
     base_url = ""
+    stats: ClientStats | None = None
 
     async def go() -> BulkSummary:
-        nonlocal base_url
+        nonlocal base_url, stats
         async with client() as ketchup:
             base_url = ketchup.base_url
-            with reporter:
-                return await work(ketchup, reporter)
+            try:
+                with reporter:
+                    return await work(ketchup, reporter)
+            finally:
+                stats = ketchup.stats()
 
     watch = ErrorLog(health, time.monotonic)
     logging.getLogger("ketchup_async").addHandler(watch)
@@ -99,7 +106,7 @@ def run_bulk_command(
         return EXIT_FAILED
     finally:
         logging.getLogger("ketchup_async").removeHandler(watch)
-    print_summary(out, summary, title=title)
+    print_summary(out, summary, title=title, client=stats if verbose else None)
     if summary.pending and health.failing_for(time.monotonic()) is not None:
         what = "cannot reach" if health.unreachable else "no good answer from"
         _error(f"{what} the API at {base_url}: {health.last_error}")
@@ -151,7 +158,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         )
 
     return run_bulk_command(
-        out_dir, work, client=lambda: make_client(options), title="ketchup generate"
+        out_dir,
+        work,
+        client=lambda: make_client(options),
+        title="ketchup generate",
+        verbose=args.verbose,
     )
 
 
@@ -176,5 +187,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
         )
 
     return run_bulk_command(
-        out_dir, work, client=lambda: make_client(options), title="ketchup resume"
+        out_dir,
+        work,
+        client=lambda: make_client(options),
+        title="ketchup resume",
+        verbose=args.verbose,
     )

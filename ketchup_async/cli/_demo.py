@@ -104,7 +104,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ) -> Awaitable[BulkSummary]:
         return run_bulk(ketchup, inputs, out_dir, concurrency=args.concurrency, progress=progress)
 
-    status = run_bulk_command(out_dir, work, client=client, title="ketchup demo")
+    status = run_bulk_command(
+        out_dir, work, client=client, title="ketchup demo", verbose=args.verbose
+    )
     pngs = sorted(out_dir.glob("*.png"))
     print(f"demo: {len(pngs)} PNG files and {MANIFEST_FILE} in {out_dir}/")
     return status

@@ -14,6 +14,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
+from .. import ClientStats
 from ..bulk import BulkProgress, BulkSummary, State
 from ._health import ApiHealth
 
@@ -274,15 +275,33 @@ def _spend_rows(summary: BulkSummary) -> list[tuple[str, str]]:
     return rows
 
 
-def print_summary(console: Console, summary: BulkSummary, *, title: str = "Summary") -> None:
-    """Print the end-of-run table."""
+def _client_rows(stats: ClientStats) -> list[tuple[str, str]]:
+    budget = "-" if stats.query_budget is None else f"{stats.query_budget:.1f}/s"
+    return [
+        ("429 answers", f"{stats.rate_limited:,}"),
+        ("query budget (now)", budget),
+        (
+            "render time p50 / p90",
+            f"{stats.render_time_median:.1f}s / {stats.render_time_p90:.1f}s",
+        ),
+    ]
+
+
+def print_summary(
+    console: Console,
+    summary: BulkSummary,
+    *,
+    title: str = "Summary",
+    client: ClientStats | None = None,
+) -> None:
+    """Print the end-of-run table (with ``client``: the client's own figures too, for ``-v``)."""
     from rich.table import Table
 
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value", justify="right")
     styles: dict[str, Any] = {"failed": "red", "uncertain": "yellow", "files missing": "red"}
-    for name, value in _rows(summary):
+    for name, value in _rows(summary) + ([] if client is None else _client_rows(client)):
         zero = value in ("0", "-")
         table.add_row(name, value, style=None if zero else styles.get(name))
     console.print(table)

@@ -17,8 +17,8 @@ from aiohttp import web
 
 from .. import _validate
 from .._addresses import is_loopback_host
-from .._client import InsecureTransportWarning, KetchupClient
-from ..errors import ClientClosedError, ValidationError
+from .._client import KetchupClient
+from ..errors import ClientClosedError, InsecureTransportWarning, ValidationError
 from ._parse import MAX_CALLBACK_BYTES, parse_callback, read_body
 from ._refusals import RefusalLog
 from ._relay import RedisRelay
@@ -225,6 +225,13 @@ class WebhookReceiver:
         if self._filter is None:
             self._filter = RedactTokens(lambda: self._tokens, self.path)
         return self._filter
+
+    def report(self) -> dict[str, Any]:
+        """This receiver's ``stats`` and its client's ``stats()``, as one JSON-able dict.
+
+        For a backend's ``/stats`` endpoint: ``{"webhooks": {...}, "client": {...}}``.
+        """
+        return {"webhooks": self.stats.as_dict(), "client": self.client.stats().as_dict()}
 
     # -- aiohttp ---------------------------------------------------------------------------
 

@@ -82,6 +82,20 @@ def test_generate_writes_files_manifest_and_progress(
     assert "1.50" in output
 
 
+def test_verbose_adds_the_clients_stats_to_the_summary(
+    tmp_path: Path, env: None, api: FakeProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``-v``: the summary shows 429s, the query budget and the learned render times."""
+    source = write(tmp_path / "p.txt", "verbose cat\nverbose dog\n")
+    assert gen(api, source, tmp_path / "quiet") == 0
+    assert "render time p50 / p90" not in capsys.readouterr().out
+    assert gen(api, source, tmp_path / "loud", "-v") == 0
+    output = capsys.readouterr().out
+    assert re.search(r"429 answers\s*│\s*0", output)
+    assert re.search(r"query budget \(now\)\s*│\s*\d+\.\d/s", output)
+    assert re.search(r"render time p50 / p90\s*│\s*\d+\.\ds / \d+\.\ds", output)
+
+
 def test_the_same_command_again_submits_nothing(
     tmp_path: Path, env: None, api: FakeProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -272,6 +272,24 @@ async def test_callback_from_the_api_resolves_the_job(server: FakeKetchupServer)
     assert (receiver.stats.received, receiver.stats.delivered) == (1, 1)
 
 
+async def test_report_joins_the_receivers_and_the_clients_stats(
+    server: FakeKetchupServer,
+) -> None:
+    """``report()``: the receiver's counters and the client's ``stats()``, JSON-able."""
+    async with make_client(server) as client:
+        receiver = WebhookReceiver(client)
+        job = await client.submit("a red bicycle")
+        payload = {"task_id": job.task_id, "status": "success", "consumed": "0.5"}
+        payload["result"] = [{"image": "https://cdn.test/a.png"}]
+        assert receiver.handle(receiver.tokens[0], json.dumps(payload).encode())[0] == 200
+        await job
+        report = json.loads(json.dumps(receiver.report()))
+    assert report["webhooks"]["delivered"] == 1
+    assert report["client"]["succeeded"] == 1
+    assert report["client"]["credits_consumed"] == "0.5"
+    assert report["client"]["queries"] == 0
+
+
 async def test_wrong_token_is_404_and_not_logged(
     server: FakeKetchupServer,
     http: aiohttp.ClientSession,
