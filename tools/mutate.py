@@ -55,6 +55,7 @@ TARGETS = (
     Target("_reactions", "ketchup_async/_reactions.py", ("tests/test_reactions.py",)),
     Target("_addresses", "ketchup_async/_addresses.py", ("tests/test_addresses.py",)),
     Target("_budget", "ketchup_async/_budget.py", ("tests/test_budget.py",)),
+    Target("_rate", "ketchup_async/_rate.py", ("tests/test_rate.py",)),
 )
 
 
