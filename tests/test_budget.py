@@ -262,6 +262,9 @@ def test_fits_is_decide_says_go() -> None:
     assert not budget.fits(M)
     budget.learn("cheap", D(0))
     assert not budget.fits("cheap")  # price max(1, 0): still 1
+    learned = CreditBudget(10)
+    learned.learn("dear", D(20))
+    assert (learned.fits("dear"), learned.fits("other")) == (False, True)
 
 
 def test_a_model_of_unknown_price_goes_only_below_the_limit() -> None:

@@ -270,3 +270,52 @@ def test_rate_stays_between_the_floor_and_the_demand(
         current = rate.current_rate(now)
         ceiling = max(rate.floor, min(rate.budget, demand))
         assert rate.floor <= current <= ceiling
+
+
+def test_an_answer_exactly_one_window_old_is_not_counted() -> None:
+    """served() counts answers strictly after now - window, also when asked later."""
+    rate = _adaptive()
+    rate.on_answered(0.5)
+    rate.on_answered(1.0)
+    assert rate.served(2.5) == pytest.approx(1 / 2.0, rel=EXACT)
+
+
+def _cut_at_ten() -> RateController:
+    """Demand 1,000/s meets a 10/s server: cut at t=10 to level 10, limit 10."""
+    rate = _adaptive(demand=1000.0)
+    _answered(rate, 20, 8.05, 10.0)
+    rate.on_rate_limited(10.0, 1.0)
+    return rate
+
+
+def test_a_429_exactly_retry_after_past_the_last_cut_cuts_again() -> None:
+    """The storm window ends at retry_after: a 429 then is a new signal."""
+    rate = _cut_at_ten()
+    rate.on_rate_limited(11.0, 1.0)  # 10 answers in (9, 11]: 5/s
+    assert (rate.rate, rate.limit) == (pytest.approx(5.0), pytest.approx(5.0))
+
+
+def test_a_429_at_the_full_allowance_cuts_even_within_a_storm() -> None:
+    """Within retry_after of a cut, a 429 still cuts if the rate is back at the ceiling."""
+    rate = _cut_at_ten()
+    rate.on_demand(10.5, 10.0)  # the ceiling is now the rate itself
+    rate.on_rate_limited(10.5, 1.0)  # 15 answers in (8.5, 10.5]: 7.5/s
+    assert (rate.rate, rate.limit) == (pytest.approx(5.0), pytest.approx(7.5))
+
+
+def test_the_limit_is_kept_while_demand_is_met() -> None:
+    """At a level equal to the demand nothing grows and the measured limit is remembered."""
+    rate = _cut_at_ten()
+    rate.on_demand(10.5, 10.0)
+    assert rate.current_rate(30.0) == pytest.approx(10.0)
+    assert rate.limit == pytest.approx(10.0)
+
+
+def test_recovering_to_the_budget_in_one_jump_forgets_the_limit() -> None:
+    """Many steps at once: back at the budget, the cut is forgotten (limit inf)."""
+    rate = RateController(8.0, window=2.0)
+    _answered(rate, 16, 8.05, 10.0)
+    rate.on_rate_limited(10.0, 1.0)
+    assert (rate.rate, rate.limit) == (pytest.approx(4.0), pytest.approx(8.0))
+    assert rate.current_rate(11.0 + 5.0 * 20) == 8.0
+    assert rate.limit == math.inf

@@ -218,6 +218,8 @@ _PRIVATE = "equivalent: every loopback, link-local and unspecified address is al
 _SPACE = "equivalent: chr(32) is a space, refused by isspace() already"
 _CACHE = "equivalent: the cache is refreshed before its first use (model.count is never -1)"
 _SCHEDULE = "ketchup_async._schedule.xǁScheduleǁ"
+_RATE_FIRST_CUT = "equivalent: read only after a 429 has cut, which sets it first"
+_RATE_AT_CEILING = "equivalent: before the first cut the rate is at its ceiling, which cuts"
 EXCLUDED: dict[str, tuple[str, str]] = {
     **{
         f"{_SCHEDULE}__init____mutmut_{n}": (line, _CACHE)
@@ -246,6 +248,43 @@ EXCLUDED: dict[str, tuple[str, str]] = {
         "if mass <= 1e-9:  # far out in a tail of the fit: fall back to the bracket's middle",
         "equivalent: a bracket holding exactly 1e-9 of the fit is a valid input to both updates",
     ),
+    **{
+        f"ketchup_async._rate.xǁRateControllerǁ{name}": (line, reason)
+        for name, line, reason in (
+            ("__init____mutmut_25", "self._since = +math.inf", _RATE_FIRST_CUT),
+            ("__init____mutmut_26", "self._held = None", _RATE_FIRST_CUT),
+            ("__init____mutmut_27", "self._held = 1", _RATE_FIRST_CUT),
+            ("__init____mutmut_29", "self._last_cut = +math.inf", _RATE_AT_CEILING),
+            (
+                "on_answered__mutmut_6",
+                "while answers[0] < horizon:",
+                "equivalent: served() skips an answer on the horizon; pruning it later only "
+                "costs memory",
+            ),
+            (
+                "current_rate__mutmut_6",
+                "if now >= start:",
+                "equivalent: at now == start no whole step has passed; since stays start",
+            ),
+            (
+                "current_rate__mutmut_11",
+                "steps = int((now - start) / self.recovery_period)",
+                "equivalent: int() of a positive quotient is its floor",
+            ),
+            (
+                "current_rate__mutmut_13",
+                "if steps >= 0:",
+                "equivalent: zero steps recover nothing and move since to start, its value "
+                "for the next call anyway",
+            ),
+            (
+                "_recover__mutmut_7",
+                "if level > ceiling:",
+                "equivalent: a level at the ceiling ends the loop at or above it either way, "
+                "and the cut is forgotten after the loop",
+            ),
+        )
+    },
     "ketchup_async._budget.xǁCreditBudgetǁlearn__mutmut_1": (
         "if cost >= self._highest.get(model, Decimal(-1)):",
         "equivalent: storing an equal cost again changes no value",
