@@ -6,13 +6,24 @@ Example::
 
     async with FakeKetchupServer(api_keys=("dk-test",), time_scale=0.01) as server:
         ...  # point a client at server.base_url
+        assert server.ledger.audit(reports) == []  # every task created was reported
 """
 
 from __future__ import annotations
 
+from ._ledger import FakeLedger, LedgerEntry, Report
 from ._png import make_png
 from ._server import FakeKetchupServer
 from ._state import FakeTask, Faults
 from ._stats import FakeStats
 
-__all__ = ["FakeKetchupServer", "FakeStats", "FakeTask", "Faults", "make_png"]
+__all__ = [
+    "FakeKetchupServer",
+    "FakeLedger",
+    "FakeStats",
+    "FakeTask",
+    "Faults",
+    "LedgerEntry",
+    "Report",
+    "make_png",
+]
