@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
+import re
 import sqlite3
 import sys
 import types
@@ -43,6 +45,8 @@ from ketchup_async.testing import FakeKetchupServer, Report
 T = TypeVar("T")
 
 JOURNAL = Path(".ketchup") / "journal.sqlite3"
+#: The fake's task ids (``ta`` + a uuid4 tail), as they appear in the SDK's log messages.
+TASK_ID = re.compile(r"\bta[0-9a-f]{6}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 
 
 def maybe_paid(error: BaseException | None) -> bool:
@@ -100,6 +104,22 @@ class Capture:
     reports: list[Report] = attrs.field(factory=list)
     jobs: list[Job] = attrs.field(factory=list)
     journals: list[Path] = attrs.field(factory=list)
+    logged: set[str] = attrs.field(factory=set)
+
+    def log_handler(self) -> logging.Handler:
+        """A handler for the SDK's logger: task ids in WARNING+ records count as reported.
+
+        (After ``break`` and ``aclose()`` the caller has no iterator to receive an outcome
+        from: the SDK's documented channel for those task ids is a WARNING.)
+        """
+        capture = self
+
+        class _Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                capture.logged.update(TASK_ID.findall(record.getMessage()))
+
+        handler = _Handler(logging.WARNING)
+        return handler
 
     def add(self, report: Report | None) -> None:
         """Record one report."""
@@ -126,6 +146,10 @@ class Capture:
         if not self.servers:
             return []  # no fake server: nothing was charged that we can see
         reports = list(self.reports) + list(extra)
+        for task_id in sorted(self.logged):
+            prompt = self._prompt_of(task_id)
+            if prompt is not None:
+                reports.append(Report(prompt=prompt, task_id=task_id))
         for out_dir in self.journals:
             if (out_dir / JOURNAL).is_file():
                 reports.extend(journal_reports(out_dir))
@@ -252,4 +276,10 @@ def capture_reports(monkeypatch: pytest.MonkeyPatch) -> Iterator[Capture]:
     monkeypatch.setattr(client, "generate", _wrap_generate(capture, client.generate))
     monkeypatch.setattr(client, "generate_many", _wrap_many(capture, client.generate_many))
     monkeypatch.setattr(client, "track", _wrap_track(capture, client.track))
-    yield capture
+    logger = logging.getLogger("ketchup_async")
+    handler = capture.log_handler()
+    logger.addHandler(handler)
+    try:
+        yield capture
+    finally:
+        logger.removeHandler(handler)

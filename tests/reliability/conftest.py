@@ -9,13 +9,14 @@ import pytest
 
 from ._invariant import JOURNAL, Capture, capture_reports
 
-SELF_TEST = "breaks_money_invariant"
+SELF_TEST = "own_money_check"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker of the invariant's own tests (they break it on purpose)."""
+    """Register the marker of tests the autouse check leaves alone."""
     config.addinivalue_line(
-        "markers", f"{SELF_TEST}: the test breaks the money invariant on purpose (not checked)"
+        "markers",
+        f"{SELF_TEST}: the test checks the money invariant itself (or breaks it on purpose)",
     )
 
 

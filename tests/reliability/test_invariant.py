@@ -26,7 +26,7 @@ async def _raw_submit(url: str) -> str:
         return task_id
 
 
-@pytest.mark.breaks_money_invariant
+@pytest.mark.own_money_check
 async def test_a_task_nobody_was_told_about_is_a_violation(monkeypatch: pytest.MonkeyPatch) -> None:
     """A task created by a submit the caller never heard of breaks the invariant."""
     with capture_reports(monkeypatch) as capture:
@@ -51,7 +51,7 @@ async def test_jobs_and_outcomes_are_reports(money_invariant: Capture) -> None:
     assert money_invariant.violations() == []
 
 
-@pytest.mark.breaks_money_invariant
+@pytest.mark.own_money_check
 async def test_a_job_left_pending_is_a_violation(monkeypatch: pytest.MonkeyPatch) -> None:
     """A job handed to the caller and never resolved means a caller waits forever."""
     with capture_reports(monkeypatch) as capture:
@@ -64,7 +64,7 @@ async def test_a_job_left_pending_is_a_violation(monkeypatch: pytest.MonkeyPatch
     assert capture.violations() == []
 
 
-@pytest.mark.breaks_money_invariant
+@pytest.mark.own_money_check
 async def test_two_tasks_for_one_input_is_a_violation(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same input charged twice (one reported, one resent behind its back) is flagged."""
     with capture_reports(monkeypatch) as capture:
