@@ -97,6 +97,9 @@ class LedgerMachine(RuleBasedStateMachine):
     FAULTS: ClassVar[tuple[str, ...]] = ()
     #: Faults each example may add at random (up to three).
     RANDOM: ClassVar[tuple[str, ...]] = ()
+    #: Whether a generate_many caller may ``break`` early / ``aclose()`` the client mid-loop.
+    BREAKS: ClassVar[bool] = False
+    CLOSES: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -185,9 +188,9 @@ class LedgerMachine(RuleBasedStateMachine):
                 taken += 1
                 if slow:
                     await asyncio.sleep(0.01)
-                if close_at is not None and taken == close_at:
+                if self.CLOSES and close_at is not None and taken == close_at:
                     await client.aclose()  # the iteration must still end, with outcomes
-                if take is not None and taken >= take:
+                if self.BREAKS and take is not None and taken >= take:
                     return  # like `break`: the generator is left to the garbage collector
             run.finished = True
 
@@ -312,16 +315,29 @@ SETTINGS = settings(
 FIXED = ("reset_after_accept", "html_502", "huge_body", "undocumented_status")
 
 
-def machine_with(*faults: str, random: tuple[str, ...] = ()) -> type[LedgerMachine]:
+def machine_with(
+    *faults: str, random: tuple[str, ...] = (), breaks: bool = False, closes: bool = False
+) -> type[LedgerMachine]:
     """The machine with ``faults`` always on, plus up to three of ``random`` per example."""
     name = f"LedgerMachine_{'_'.join(faults) or 'mixed'}"
-    return type(name, (LedgerMachine,), {"FAULTS": faults, "RANDOM": random})
+    options = {"FAULTS": faults, "RANDOM": random, "BREAKS": breaks, "CLOSES": closes}
+    return type(name, (LedgerMachine,), options)
 
 
 def test_ledger_holds_without_faults() -> None:
     """No fault: every task reported, none paid twice, nobody waits forever."""
 
     run_state_machine_as_test(machine_with(), settings=SETTINGS)
+
+
+def test_ledger_holds_when_the_caller_breaks_then_closes() -> None:
+    """``break`` out of generate_many, then aclose(): sent submits are reported (case 2)."""
+    run_state_machine_as_test(machine_with(breaks=True), settings=SETTINGS)
+
+
+def test_ledger_holds_when_the_client_closes_mid_iteration() -> None:
+    """aclose() while generate_many is being iterated: outcomes, not a crash (cases 2, 11)."""
+    run_state_machine_as_test(machine_with(closes=True), settings=SETTINGS)
 
 
 def test_ledger_holds_under_drops_after_accept_and_proxy_502s() -> None:
