@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import shutil
+import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Awaitable, Coroutine
@@ -74,8 +76,12 @@ QUERY_FAULTS = ("html_404", "undocumented_status", "nested_body", "huge_body")
 _DEADLINE_FIELDS = ("deadline", "job_deadline", "max_wait", "max_job_duration", "job_timeout")
 
 
-def _faults(names: frozenset[str], kinds: tuple[str, ...], rate: float) -> Faults:
-    options: dict[str, Any] = {name: rate for name in names if name in kinds}
+#: The rate of the faults a machine always has on (a random fault uses the drawn rate).
+ALWAYS_ON_RATE = 0.5
+
+
+def _faults(rates: dict[str, float], kinds: tuple[str, ...]) -> Faults:
+    options: dict[str, Any] = {name: rate for name, rate in rates.items() if name in kinds}
     if "huge_body" in options:
         options["huge_body_bytes"] = 256 * 1024
     return Faults(**options)
@@ -90,6 +96,18 @@ def _polling() -> PollPolicy:
     return policy
 
 
+def empty_successes(out_dir: Path) -> list[str]:
+    """Journal rows of ``out_dir`` that succeeded without any image."""
+    path = out_dir / ".ketchup" / "journal.sqlite3"
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        rows = conn.execute("SELECT key, task_id, images FROM inputs WHERE state = 'succeeded'")
+        return [
+            f"bulk input {key} ({task_id}): succeeded without any image"
+            for key, task_id, images in rows.fetchall()
+            if not json.loads(images or "[]")
+        ]
+
+
 @attrs.define
 class ManyRun:
     """One ``generate_many`` call: its inputs and how often each index came out."""
@@ -97,6 +115,7 @@ class ManyRun:
     prompts: list[str]
     seen: Counter[int] = attrs.field(factory=Counter)
     finished: bool = False
+    closed: bool = False
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -159,15 +178,15 @@ class LedgerMachine(RuleBasedStateMachine):
     )
     def start(self, picks: set[int], rate: float, seed: int) -> None:
         chosen = {self.RANDOM[i % len(self.RANDOM)] for i in picks} if self.RANDOM else set()
-        names = frozenset(chosen) | frozenset(self.FAULTS)
+        rates = {name: rate for name in chosen} | dict.fromkeys(self.FAULTS, ALWAYS_ON_RATE)
         self.server = FakeKetchupServer(
             api_keys=(API_KEY,),
             time_scale=SCALE,
             render_time=2.0,
             render_sigma=0.3,
             seed=seed,
-            submit_faults=_faults(names, SUBMIT_FAULTS, rate),
-            query_faults=_faults(names, QUERY_FAULTS, rate),
+            submit_faults=_faults(rates, SUBMIT_FAULTS),
+            query_faults=_faults(rates, QUERY_FAULTS),
         )
         self.run(self.server.start())
         self.capture.servers.append(self.server)
@@ -198,6 +217,7 @@ class LedgerMachine(RuleBasedStateMachine):
                     await asyncio.sleep(0.01)
                 if self.CLOSES and close_at is not None and taken == close_at:
                     await client.aclose()  # the iteration must still end, with outcomes
+                    run.closed = True
                 if self.BREAKS and take is not None and taken >= take:
                     return  # like `break`: the generator is left to the garbage collector
             run.finished = True
@@ -312,12 +332,13 @@ class LedgerMachine(RuleBasedStateMachine):
         for out in self.bulk_dirs:
             if (out / ".ketchup" / "journal.sqlite3").is_file():
                 extra.extend(journal_reports(out, resubmit=out in self.resubmitted))
+                self.problems.extend(empty_successes(out))
         problems = self.problems + self.capture.violations(extra=extra)
         for run in self.runs:
             twice = sorted(i for i, k in run.seen.items() if k > 1)
             if twice:
                 problems.append(f"generate_many yielded inputs {twice} more than once")
-            if run.finished:
+            if run.finished and not run.closed:  # after aclose(), unread inputs have none
                 missing = sorted(set(range(len(run.prompts))) - set(run.seen))
                 if missing:
                     problems.append(f"generate_many ended without outcomes for inputs {missing}")
@@ -373,6 +394,7 @@ def test_ledger_holds_when_the_caller_breaks_then_closes(request: pytest.Fixture
     check(request, machine_with(breaks=True))
 
 
+@fixed_by("cases 2 and 11", "aclose() mid-iteration lets sent submits finish and yields them")
 def test_ledger_holds_when_the_client_closes_mid_iteration(request: pytest.FixtureRequest) -> None:
     """aclose() while generate_many is being iterated: outcomes, not a crash (cases 2, 11)."""
     check(request, machine_with(closes=True))
