@@ -83,11 +83,6 @@ class Creator:
 # -- submit classification: a submit the server may have acted on is never sent again ----------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_client.submit_request raises ServerError for a 2xx without a usable task id; "
-    "bulk maps ServerError to queued, so a resume pays again",
-)
 async def test_2xx_without_task_id_is_flagged_may_have_been_processed() -> None:
     """A 2xx submit answer with no usable task id is ambiguous: flagged, never a plain refusal."""
     ledger = Creator()
@@ -177,11 +172,6 @@ async def test_anyio_cancel_scope_around_generate_many_still_logs_task_ids(
     assert ledger.created[0] in caplog.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_client.submit_request raises ServerError for a 2xx without a usable task id; "
-    "bulk maps ServerError to queued, so a resume pays again",
-)
 async def test_bulk_run_keeps_a_2xx_without_task_id_uncertain(tmp_path: object) -> None:
     """run_bulk: a submit accepted without a readable task id is uncertain, never requeued."""
     from pathlib import Path
