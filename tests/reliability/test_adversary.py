@@ -127,11 +127,6 @@ async def test_gateway_502_after_create_is_not_resent() -> None:
 # -- generate_many stopping: a paid task id is never silently lost -----------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_many.ManyRun._finish: asyncio.shield(gather) is interrupted by a re-delivered "
-    "cancel (anyio scopes); the finally logs before sent submits land, then drops the run",
-)
 async def test_anyio_cancel_scope_around_generate_many_still_logs_task_ids(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
