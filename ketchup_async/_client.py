@@ -37,7 +37,12 @@ from ._models import (
 from ._poller import Poller
 from ._stats import ClientStats
 from ._telemetry import Recorder, Telemetry
-from .errors import ClientClosedError, InsecureTransportWarning, ServerError, ValidationError
+from .errors import (
+    APIConnectionError,
+    ClientClosedError,
+    InsecureTransportWarning,
+    ValidationError,
+)
 
 __all__ = ["DEFAULT_BASE_URL", "KetchupClient"]
 
@@ -279,8 +284,9 @@ class KetchupClient:
             try:
                 task_id = structure_submit(data)
             except ValidationError as exc:
-                raise ServerError(
-                    f"submit response has no usable task id ({exc})", status_code=200
+                # Accepted (2xx) but its id is unreadable: the task may exist and be charged.
+                raise APIConnectionError(
+                    f"submit response has no usable task id ({exc})", may_have_been_processed=True
                 ) from None
             if hooks.on_submitted is not None:
                 await hooks.on_submitted(task_id)

@@ -354,8 +354,7 @@ class ManyRun:
         self._settled.set()
 
     async def _finish(self) -> None:
-        # A submit on the wire may already be charged: let it finish so its job is known. One
-        # that is only waiting (for a slot, the rate limiter or a retry) is cancelled unsent.
+        # A submit on the wire may be charged: let it finish. One only waiting is cancelled.
         self._stopping = True
         pending: list[asyncio.Future[None]] = []
         if self._feeder is not None:
@@ -365,16 +364,23 @@ class ManyRun:
             if index not in self._sent:
                 task.cancel()
             pending.append(task)
+        gathered = asyncio.gather(*pending, return_exceptions=True)
         try:
-            await asyncio.shield(asyncio.gather(*pending, return_exceptions=True))
-        finally:
-            unreported = self._unreported()
-            for job, _ in list(self._in_flight.values()):
-                job.cancel()
-            self._in_flight.clear()
-            self._ready.clear()
-            self._registry.discard(self)
-            self._log(unreported, "generate_many ended before the caller took their outcomes")
+            await asyncio.shield(gathered)
+        finally:  # cancelled again (anyio re-delivers): wrap up once the sent submits land
+            if gathered.done():
+                self._wrap_up()
+            else:
+                gathered.add_done_callback(lambda _: self._wrap_up())
+
+    def _wrap_up(self) -> None:
+        unreported = self._unreported()
+        for job, _ in list(self._in_flight.values()):
+            job.cancel()
+        self._in_flight.clear()
+        self._ready.clear()
+        self._registry.discard(self)
+        self._log(unreported, "generate_many ended before the caller took their outcomes")
 
     def _unreported(self) -> list[str]:
         ids = [job.task_id for i, (job, _) in self._in_flight.items() if i not in self._told]

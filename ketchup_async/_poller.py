@@ -1,7 +1,8 @@
 """The shared poller: one background task watches every pending task id of a client.
 
-One min-heap of ``(due, task_id)``, one ``aiolimiter.AsyncLimiter`` for the query budget, a
-bounded number of queries in flight and a plain ``asyncio.Future`` per job: no task, coroutine
+One min-heap of ``(due, task_id)``, one ``QueryPacer`` for the query budget and the queries
+in flight (``_pacer``: the adaptive rate, one ``aiolimiter.AsyncLimiter``, a window that opens
+as answers come back) and a plain ``asyncio.Future`` per job: no task, coroutine
 or timer per pending job, so 100,000 pending jobs cost memory, not wake-ups. The poller owns
 its per-task bookkeeping (``Watch``); a ``Job`` is only the user's handle. ``_reactions``
 decides what to do with each query's outcome, ``_schedule`` when to ask; time comes from an
@@ -15,14 +16,13 @@ import logging
 import math
 from collections.abc import Callable
 
-from aiolimiter import AsyncLimiter
-
 from ._clock import Clock
 from ._early import EarlyCallbacks
 from ._endpoints import query_task
 from ._http import Transport
 from ._jobs import Job, StatusCell
 from ._models import CallbackPayload, GenerateRequest, GenerationResult, PollPolicy, Task
+from ._pacer import QueryPacer
 from ._rate import RateController
 from ._reactions import (
     Reaction,
@@ -43,13 +43,6 @@ logger = logging.getLogger("ketchup_async")
 #: The heap is rebuilt without its stale entries once it holds this many more than twice the
 #: live ones, so jobs resolved by webhook or cancelled leave nothing behind for long.
 COMPACT_SLACK = 64
-
-
-def _limiter(rate: float, tick: float) -> AsyncLimiter:
-    # The budget may be spent a schedule tick's worth at a time (at least one query): a
-    # limiter of capacity 1 waits one timer tick (~1 ms) per query, capping it near 900/s.
-    burst = max(1.0, rate * tick)
-    return AsyncLimiter(burst, burst / rate)
 
 
 def _set_done(future: asyncio.Future[None]) -> None:
@@ -73,20 +66,11 @@ class Poller:
         self._telemetry = transport.telemetry  # jobs and queries are reported there too
         self.policy = policy
         self.schedule = Schedule(policy)
-        self.rate = RateController(
-            policy.rate,
-            floor=1.0 / policy.min_interval,  # one query per per-task floor: the least useful
-            recovery_period=5.0 * policy.min_interval,
-            window=policy.min_interval,
-            demand=0.0,  # adaptive (rate None): up to one query per pending task per min_interval
-        )
+        self._pacer = QueryPacer(policy, self.schedule)
         self._loop = asyncio.get_running_loop()
         self._clock: Clock = clock if clock is not None else self._loop
         self._watches: dict[str, Watch] = {}
         self._queue: PollQueue[str] = PollQueue(self._is_live)
-        self._slots = asyncio.Semaphore(policy.max_in_flight)
-        self._limiter_rate = self.rate.rate
-        self._limiter = _limiter(self._limiter_rate, self.schedule.tick)
         self._runner: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Future[None] | None = None
@@ -100,6 +84,11 @@ class Poller:
 
     def __len__(self) -> int:
         return len(self._watches)
+
+    @property
+    def rate(self) -> RateController:
+        """The adaptive query rate (read-only use: stats and telemetry)."""
+        return self._pacer.rate
 
     @property
     def heap_size(self) -> int:
@@ -239,38 +228,18 @@ class Poller:
             if due is None or due > now:
                 await self._sleep_until(math.inf if due is None else due)
                 continue
-            await self._slots.acquire()
-            try:
-                await self._acquire_budget()
-            except BaseException:
-                self._slots.release()
-                raise
+            await self._pacer.acquire(len(self._watches) / self.policy.min_interval)
             task_id = self._queue.pop_due(clock.time())
             watch = None if task_id is None else self._watches.get(task_id)
             if watch is None or self.rate.paused_until > clock.time():
                 if watch is not None:
                     self._queue.push(watch.due, watch.job.task_id)
-                self._slots.release()
+                self._pacer.release()
                 continue
             watch.due = math.inf  # in flight: no heap entry is live for it
             # The task leaves ``_in_flight`` itself when it ends (no done callback: one
             # scheduled callback, often one loop iteration, less per query).
             self._in_flight.add(self._loop.create_task(self._poll(watch)))
-
-    async def _acquire_budget(self) -> None:
-        now = self._loop.time()
-        self.rate.on_demand(now, len(self._watches) / self.policy.min_interval)
-        rate = self.rate.current_rate(now)
-        if abs(rate - self._limiter_rate) > 0.01 * self._limiter_rate:
-            self._limiter = _limiter(rate, self.schedule.tick)
-            self._limiter_rate = rate
-        if self._limiter.max_rate > 1.0 and not self._limiter.has_capacity():
-            # Out of a budget of several queries per tick: wait for the next tick of the grid
-            # (a tick's worth has leaked by then), not for one query's, so that queries leave
-            # in a batch. (At one query per tick the limiter's own wait is the same, and exact.)
-            now = self._loop.time()
-            await asyncio.sleep(self.schedule.next_tick(now) - now)
-        await self._limiter.acquire()
 
     async def _query(self, watch: Watch) -> Task:
         try:
@@ -308,14 +277,14 @@ class Poller:
             self._telemetry.query_done(reaction.verdict.value)
             if reaction.verdict is Verdict.RATE_LIMITED:
                 retry_after = reaction.pause
-                self.rate.on_rate_limited(self._clock.time(), retry_after)
+                self._pacer.on_rate_limited(self._clock.time(), retry_after)
                 logger.info(
                     "query rate limited: pausing %.2f s, rate now %.2f/s",
                     retry_after,
                     self.rate.rate,
                 )
             elif reaction.answered:
-                self.rate.on_answered(self._clock.time())
+                self._pacer.on_answered(self._clock.time())
             self._apply(watch, reaction, exact=False)
         except Exception as exc:  # pragma: no cover - a bug here must still end the job
             logger.exception("the poller failed to handle a query of %s", watch.job.task_id)
@@ -324,7 +293,7 @@ class Poller:
                 APIConnectionError(f"the poller failed: {exc!r}", may_have_been_processed=False),
             )
         finally:
-            self._slots.release()
+            self._pacer.release()
             self._in_flight.discard(asyncio.current_task())
 
     # -- outcomes -----------------------------------------------------------------------

@@ -66,8 +66,11 @@ class PollerFigures(Protocol):
     """What ``Recorder.stats`` reads of the shared poller."""
 
     queries: int
-    rate: RateController
     schedule: Schedule
+
+    @property
+    def rate(self) -> RateController:
+        """The adaptive query rate."""
 
     def __len__(self) -> int:
         """Jobs being watched."""

@@ -18,7 +18,7 @@ from ketchup_async import (
     TaskNotFoundError,
     TaskStatus,
 )
-from ketchup_async._poller import _limiter
+from ketchup_async._pacer import _limiter
 from ketchup_async.errors import EndpointNotFoundError
 from ketchup_async.testing import FakeKetchupServer, Faults
 

@@ -16,6 +16,22 @@ __all__ = ["add_arguments", "build_server", "run"]
 DEFAULT_API_KEY = "dk-test"
 
 
+_SUBMIT_FAULT_FLAGS = (
+    ("error_500_after_accept", "probability a submit creates the task, then answers 500"),
+    ("gateway_after_accept", "probability a submit creates the task, then an HTML 502/504"),
+    ("missing_task_id", "probability a submit creates the task, then answers 200 without id"),
+    ("duplicate_task_id", "probability a submit is answered with the previous task's id"),
+    ("stuck_status", "probability a task stays in an undocumented status forever"),
+    ("empty_success", "probability a task succeeds with an empty result"),
+)
+_QUERY_FAULT_FLAGS = (
+    ("html_404", "probability a query gets an HTML 404 page"),
+    ("undocumented_status", "probability a query answers an undocumented status"),
+    ("nested_body", "probability a query answers deeply nested JSON"),
+    ("huge_body", "probability a query answer is padded to megabytes"),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the fake server's flags to ``parser``."""
     add = parser.add_argument
@@ -145,6 +161,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="probability --latency applies (default: %(default)s)",
     )
+    for flag, text in _SUBMIT_FAULT_FLAGS + _QUERY_FAULT_FLAGS:
+        add(
+            f"--{flag.replace('_', '-')}-rate",
+            type=float,
+            default=0.0,
+            help=f"{text} (default: %(default)s)",
+        )
+    add(
+        "--request-id-header",
+        default="X-Request-Id",
+        help="response header carrying request ids (default: %(default)s)",
+    )
     add("--extra-fields", action="store_true", help="add unknown keys to JSON responses")
     add("--omit-consumed", action="store_true", help="leave `consumed` out of query answers")
     add(
@@ -168,6 +196,7 @@ def build_server(args: argparse.Namespace) -> FakeKetchupServer:
         reset=args.reset_rate,
         latency=latency,
         latency_seconds=args.latency,
+        **{flag: getattr(args, f"{flag}_rate") for flag, _ in _QUERY_FAULT_FLAGS},
     )
     submit_faults = Faults(
         error_500=args.error_500_rate,
@@ -176,6 +205,7 @@ def build_server(args: argparse.Namespace) -> FakeKetchupServer:
         reset_after_accept=args.reset_after_accept_rate,
         latency=latency,
         latency_seconds=args.latency,
+        **{flag: getattr(args, f"{flag}_rate") for flag, _ in _SUBMIT_FAULT_FLAGS},
     )
     return FakeKetchupServer(
         api_keys=args.api_keys or (DEFAULT_API_KEY,),
@@ -198,6 +228,7 @@ def build_server(args: argparse.Namespace) -> FakeKetchupServer:
         cdn_require_user_agent=args.cdn_require_user_agent,
         extra_fields=args.extra_fields,
         omit_consumed=args.omit_consumed,
+        request_id_header=args.request_id_header or None,
         host=args.host,
         port=args.port,
         cdn_port=args.cdn_port,

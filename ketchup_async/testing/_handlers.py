@@ -12,7 +12,17 @@ from typing import Any
 from aiohttp import web
 
 from ._callbacks import CallbackDispatcher
-from ._png import png_data_uri, prompt_png
+from ._ledger import FakeLedger, LedgerEntry
+from ._pages import (
+    HTML_404,
+    HTML_502,
+    HTML_504,
+    check_callback_url,
+    check_image,
+    nested_json,
+    padding,
+)
+from ._png import png_data_uri
 from ._state import SUPPORTED_MODELS, FakeTask, Faults, TaskStore, TokenBucket
 from ._stats import FakeStats
 
@@ -21,8 +31,6 @@ __all__ = ["ServerHandlers"]
 _dumps = functools.partial(json.dumps, separators=(",", ":"))
 _monotonic = time.monotonic
 
-HTML_502 = "<html><body><h1>502 Bad Gateway</h1><hr><center>nginx</center></body></html>"
-_HTML_403 = "<html><body><h1>403 Forbidden</h1><p>Request blocked.</p></body></html>"
 _EXTRA_TOP = {"x_fake_trace": {"region": "fake-1", "shard": 7}, "x_fake_version": "2.1"}
 _EXTRA_DATA = {"x_fake_progress": None, "x_fake_queue": {"position": 0}}
 _EXTRA_ITEM = {"x_fake_meta": {"width": 64, "height": 64, "format": "png"}}
@@ -61,21 +69,65 @@ class ServerHandlers:
     _cdn_base: str
     _consumed: str
     _callbacks: CallbackDispatcher
+    _ledger: FakeLedger
+    _request_id_header: str | None
+
+    def _next_request_id(self) -> str:  # provided by the server
+        raise NotImplementedError
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _create(
-        self, prompt: str, model: str, images: tuple[str, ...], callback_url: str | None
+        self,
+        prompt: str,
+        model: str,
+        images: tuple[str, ...],
+        callback_url: str | None,
+        *,
+        request_id: str | None = None,
+        faults: Faults | None = None,
     ) -> FakeTask:
+        stuck: str | None = None
+        empty = False
+        rng = self._rng
+        if faults is not None:
+            if faults.stuck_status and rng.random() < faults.stuck_status:
+                stuck = rng.choice(faults.undocumented_statuses)
+                self._stats.faults_injected["stuck_status"] += 1
+            if faults.empty_success and rng.random() < faults.empty_success:
+                empty = True
+                self._stats.faults_injected["empty_success"] += 1
+        now = _monotonic()
         task = self._store.create(
-            prompt, model, now=_monotonic(), images=images, callback_url=callback_url
+            prompt,
+            model,
+            now=now,
+            images=images,
+            callback_url=callback_url,
+            stuck_status=stuck,
+            empty_result=empty,
         )
         self._stats.created_per_prompt[prompt] += 1
-        if callback_url is not None:
+        self._ledger.record(
+            LedgerEntry(
+                task_id=task.task_id,
+                prompt=prompt,
+                model=model,
+                images=images,
+                callback_url=callback_url,
+                created_at=now,
+                request_id=request_id,
+                answer="ok",
+                origin="create_task" if request_id is None else "submit",
+            )
+        )
+        if callback_url is not None and stuck is None:
             self._callbacks.schedule(task)
         return task
 
     def _result(self, task: FakeTask) -> list[dict[str, Any]]:
+        if task.empty_result:
+            return []
         n = self._images_per_task
         if self._data_uri:
             uri = png_data_uri(task.prompt)
@@ -168,6 +220,41 @@ class ServerHandlers:
 
     # -- API endpoints ---------------------------------------------------------------------
 
+    def _html(self, endpoint: str, status: int, page: str, kind: str) -> web.Response:
+        self._stats.faults_injected[kind] += 1
+        self._stats.requests[(endpoint, status)] += 1
+        return web.Response(status=status, text=page, content_type="text/html")
+
+    def _query_fault(
+        self, faults: Faults, task: FakeTask | None, now: float
+    ) -> web.Response | dict[str, Any] | None:
+        """A faulty answer for an authorized query of an existing task, if a fault fires."""
+        if task is None or now < task.visible_at:
+            return None
+        rng, stats = self._rng, self._stats
+        if faults.html_404 and rng.random() < faults.html_404:
+            return self._html("query", 404, HTML_404, "html_404")
+        if faults.nested_body and rng.random() < faults.nested_body:
+            stats.faults_injected["nested_body"] += 1
+            stats.requests[("query", 200)] += 1
+            body = nested_json(faults.nested_depth)
+            return web.Response(status=200, body=body, content_type="application/json")
+        data = self._task_data(task, now)
+        faulted = False
+        if (
+            faults.undocumented_status
+            and not task.is_final(now)
+            and rng.random() < faults.undocumented_status
+        ):
+            data["status"] = rng.choice(faults.undocumented_statuses)
+            stats.faults_injected["undocumented_status"] += 1
+            faulted = True
+        if faults.huge_body and rng.random() < faults.huge_body:
+            data["x_fake_padding"] = padding(faults.huge_body_bytes)
+            stats.faults_injected["huge_body"] += 1
+            faulted = True
+        return data if faulted else None
+
     async def _handle_query(self, request: web.Request) -> web.StreamResponse:
         now = _monotonic()
         task_id = request.query.get("task_id")
@@ -186,6 +273,12 @@ class ServerHandlers:
         if not task_id:
             return self._json("query", 400, _bad_request("task_id is required"))
         task = self._store.tasks.get(task_id)
+        if faults.active:
+            answer = self._query_fault(faults, task, now)
+            if isinstance(answer, web.Response):
+                return answer
+            if answer is not None:
+                return self._json("query", 200, {"code": 0, "message": "ok", "data": answer})
         if task is None or now < task.visible_at:
             return self._json("query", 404, _NOT_FOUND)
         return self._json(
@@ -217,11 +310,56 @@ class ServerHandlers:
         error, images = self._validate_submit(body)
         if error is not None:
             return self._json("submit", 400, _bad_request(error))
-        task = self._create(body["prompt"], body["model"], images, body.get("callback_url"))
-        if faults.reset_after_accept and self._rng.random() < faults.reset_after_accept:
-            return self._abort("submit", request, "reset_after_accept")
+        rng, ledger = self._rng, self._ledger
+        last = self._store.last
+        duplicate = faults.duplicate_task_id
+        if last is not None and duplicate and rng.random() < duplicate:
+            self._stats.faults_injected["duplicate_task_id"] += 1
+            ledger.answered_again(last.task_id, body["prompt"])
+            data = {"task_id": last.task_id}
+            return self._json("submit", 200, {"code": 0, "message": "ok", "data": data})
+        request_id = self._next_request_id()
+        task = self._create(
+            body["prompt"],
+            body["model"],
+            images,
+            body.get("callback_url"),
+            request_id=request_id,
+            faults=faults,
+        )
+        entry = ledger.get(task.task_id)
+        assert entry is not None
         data = {"task_id": task.task_id}
-        return self._json("submit", 200, {"code": 0, "message": "ok", "data": data})
+        response = None
+        if faults.active:
+            hidden = self._after_accept(faults, request)
+            if hidden is not None:
+                entry.answer, response = hidden
+        if response is None:
+            response = self._json("submit", 200, {"code": 0, "message": "ok", "data": data})
+        if self._request_id_header is not None:  # the id the ledger holds for this task
+            response.headers[self._request_id_header] = request_id
+        return response
+
+    def _after_accept(
+        self, faults: Faults, request: web.Request
+    ) -> tuple[str, web.Response] | None:
+        """A fault that hides a just-created task from its submitter: (ledger answer, reply)."""
+        rng = self._rng
+        if faults.reset_after_accept and rng.random() < faults.reset_after_accept:
+            return "reset_after_accept", self._abort("submit", request, "reset_after_accept")
+        if faults.error_500_after_accept and rng.random() < faults.error_500_after_accept:
+            self._stats.faults_injected["error_500_after_accept"] += 1
+            return "error_500_after_accept", self._json("submit", 500, _INTERNAL)
+        if faults.gateway_after_accept and rng.random() < faults.gateway_after_accept:
+            status, page = (502, HTML_502) if rng.random() < 0.5 else (504, HTML_504)
+            response = self._html("submit", status, page, "gateway_after_accept")
+            return f"gateway_after_accept:{status}", response
+        if faults.missing_task_id and rng.random() < faults.missing_task_id:
+            self._stats.faults_injected["missing_task_id"] += 1
+            body: dict[str, Any] = {"code": 0, "message": "ok", "data": {}}
+            return "missing_task_id", self._json("submit", 200, body)
+        return None
 
     def _validate_submit(self, body: dict[str, Any]) -> tuple[str | None, tuple[str, ...]]:
         prompt, model = body.get("prompt"), body.get("model")
@@ -238,58 +376,12 @@ class ServerHandlers:
             return "images must be a list of strings", ()
         if len(images) > self._max_images:
             return f"images: at most {self._max_images} reference images", ()
+        for image in images:
+            if not check_image(image):
+                return "images: each must be an http(s) URL or a data:image URI", ()
         callback_url = body.get("callback_url")
-        if callback_url is not None and not isinstance(callback_url, str):
-            return "callback_url must be a string", ()
+        if callback_url is not None and (
+            not isinstance(callback_url, str) or not check_callback_url(callback_url)
+        ):
+            return "callback_url must be an http(s) URL", ()
         return None, tuple(images)
-
-    async def _handle_stats(self, request: web.Request) -> web.StreamResponse:
-        summary = self._stats.as_dict()
-        summary["tasks"] = len(self._store.tasks)
-        return web.json_response(summary, dumps=_dumps)
-
-    async def _handle_tasks(self, request: web.Request) -> web.StreamResponse:
-        # For benchmarks: when each task is (or will be) final, on this host's monotonic clock,
-        # and its drawn render time in API seconds.
-        now = _monotonic()
-        tasks = {
-            task_id: {
-                "completed_at": task.completed_at,
-                "render_seconds": task.render_seconds,
-                "status": task.status(now),
-            }
-            for task_id, task in self._store.tasks.items()
-        }
-        return web.json_response({"now": now, "tasks": tasks}, dumps=_dumps)
-
-    # -- CDN -------------------------------------------------------------------------------
-
-    async def _handle_image(self, request: web.Request) -> web.StreamResponse:
-        stats = self._stats
-        stats.record_cdn_request(request.headers)
-        if self._cdn_require_user_agent:
-            agent = request.headers.get("User-Agent", "")
-            if not agent or agent.startswith("Python/"):
-                stats.requests[("cdn", 403)] += 1
-                return web.Response(status=403, text=_HTML_403, content_type="text/html")
-        task = self._image_task(request.match_info["name"])
-        if task is None:
-            stats.requests[("cdn", 404)] += 1
-            raise web.HTTPNotFound()
-        stats.requests[("cdn", 200)] += 1
-        return web.Response(
-            body=prompt_png(task.prompt),
-            content_type="image/png",
-            headers={"Cache-Control": "public, max-age=86400"},
-        )
-
-    def _image_task(self, name: str) -> FakeTask | None:
-        if not name.endswith(".png"):
-            return None
-        task_id, _, index = name[:-4].rpartition("-")
-        if not index.isdigit() or int(index) >= self._images_per_task:
-            return None
-        task = self._store.tasks.get(task_id)
-        if task is None or task.status(_monotonic()) != "success":
-            return None
-        return task

@@ -11,8 +11,10 @@ from typing import Literal
 
 from aiohttp import web
 
+from ._admin import AdminHandlers
 from ._callbacks import CallbackDispatcher
 from ._handlers import ServerHandlers
+from ._ledger import FakeLedger
 from ._state import FakeTask, Faults, TaskStore, TokenBucket, format_retry_after
 from ._stats import FakeStats
 
@@ -39,7 +41,7 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-class FakeKetchupServer(ServerHandlers):
+class FakeKetchupServer(ServerHandlers, AdminHandlers):
     """The Ketchup API (``/api/image/gen``, ``/api/task/query``) plus its image CDN, faked.
 
     Task statuses are computed from the clock when queried (no timer per task), so the
@@ -69,6 +71,9 @@ class FakeKetchupServer(ServerHandlers):
         cdn_require_user_agent: CDN answers 403 without a User-Agent or with aiohttp's default.
         extra_fields: Add unknown keys to every JSON response.
         omit_consumed: Leave ``consumed`` out of query responses.
+        request_id_header: The response header carrying each answer's request id (the
+            guide names none; ``X-Request-Id`` by default, e.g. ``"CF-Ray"`` or
+            ``"Request-Id"`` to test a client against another proxy; None: no request id).
         host: Interface both ports bind to.
         port: API port (0: pick a free one).
         cdn_port: CDN port (0: pick a free one).
@@ -98,6 +103,7 @@ class FakeKetchupServer(ServerHandlers):
         cdn_require_user_agent: bool = True,
         extra_fields: bool = False,
         omit_consumed: bool = False,
+        request_id_header: str | None = "X-Request-Id",
         host: str = "127.0.0.1",
         port: int = 0,
         cdn_port: int = 0,
@@ -121,6 +127,10 @@ class FakeKetchupServer(ServerHandlers):
             raise ValueError(f"result_mode must be 'url' or 'data_uri', got {result_mode!r}")
         if images_per_task < 1 or max_images < 0:
             raise ValueError("images_per_task must be >= 1 and max_images >= 0")
+        if request_id_header is not None and (
+            not isinstance(request_id_header, str) or not request_id_header.strip()
+        ):
+            raise ValueError(f"request_id_header must be a header name, got {request_id_header!r}")
         self._keys = set(api_keys)
         self.time_scale = time_scale
         self._rng = random.Random(seed)
@@ -163,6 +173,8 @@ class FakeKetchupServer(ServerHandlers):
         self._runners: list[web.AppRunner] = []
         self._started = False
         self._request_ids = itertools.count(1)
+        self._request_id_header = request_id_header
+        self._ledger = FakeLedger()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -219,6 +231,7 @@ class FakeKetchupServer(ServerHandlers):
         api.router.add_get("/api/task/query", self._handle_query)
         api.router.add_get("/_fake/stats", self._handle_stats)
         api.router.add_get("/_fake/tasks", self._handle_tasks)
+        api.router.add_get("/_fake/ledger", self._handle_ledger)
         cdn = web.Application()
         cdn.router.add_get("/images/{name}", self._handle_image)
         self._port = await self._serve(api, self._port)
@@ -239,9 +252,14 @@ class FakeKetchupServer(ServerHandlers):
         for runner in runners:
             await runner.cleanup()
 
-    async def _add_request_id(self, request: web.Request, response: web.StreamResponse) -> None:
+    def _next_request_id(self) -> str:
         rid = (next(self._request_ids) * 0x9E3779B97F4A7C15) & 0xFFFF_FFFF_FFFF_FFFF
-        response.headers["X-Request-Id"] = f"req_{rid:016x}"
+        return f"req_{rid:016x}"
+
+    async def _add_request_id(self, request: web.Request, response: web.StreamResponse) -> None:
+        header = self._request_id_header
+        if header is not None and header not in response.headers:
+            response.headers[header] = self._next_request_id()
 
     # -- public API ------------------------------------------------------------------------
 
@@ -261,6 +279,11 @@ class FakeKetchupServer(ServerHandlers):
     def stats(self) -> FakeStats:
         """Counters of what clients did so far."""
         return self._stats
+
+    @property
+    def ledger(self) -> FakeLedger:
+        """The money ledger: every task created, how its submit was answered (see ``audit``)."""
+        return self._ledger
 
     @property
     def tasks(self) -> Mapping[str, FakeTask]:

@@ -49,9 +49,26 @@ def _non_negative(_instance: object, attribute: attrs.Attribute[float], value: f
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
+def _at_least_one(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name} must be an integer >= 1, got {value!r}")
+
+
+def _undocumented(
+    _instance: object, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]
+) -> None:
+    documented = {"pending", "submitted", "in_progress", *FINAL_STATUSES}
+    if not value or any(not isinstance(s, str) or not s or s in documented for s in value):
+        raise ValueError(f"{attribute.name} must be non-empty undocumented statuses, got {value!r}")
+
+
 @attrs.frozen
 class Faults:
     """Probabilities of faults injected into one API endpoint (drawn from the seeded RNG).
+
+    Every fault is off (0.0) by default. Submit-only faults are ignored on queries and the
+    other way round. "After accept" faults create the task (the user is charged) and then
+    hide its id from the caller: they are what the server's ``ledger`` is for.
 
     Attributes:
         error_500: Answer 500 ``{"code":1,"message":"internal server error"}``.
@@ -60,6 +77,26 @@ class Faults:
         reset_after_accept: Submit only: create the task, then abort the connection.
         latency: Probability of delaying the answer by ``latency_seconds``.
         latency_seconds: REAL seconds added (not scaled by ``time_scale``).
+        error_500_after_accept: Submit only: create the task, then answer a JSON 500
+            ("charged, then 500": the one assumption of retrying 500s, made visible).
+        gateway_after_accept: Submit only: create the task, then answer an HTML 502 or 504
+            page, as a proxy does when it lost the origin's answer.
+        missing_task_id: Submit only: create the task, then answer ``200 {"code":0}`` whose
+            ``data`` has no ``task_id``.
+        duplicate_task_id: Submit only: create nothing and answer with the id of the task
+            created last (two submits, one task id).
+        stuck_status: Submit only: the task reports one of ``undocumented_statuses`` forever
+            (until ``complete_now``) instead of progressing.
+        empty_success: Submit only: the task ends ``success`` with an empty ``result``.
+        html_404: Query only: answer an nginx HTML 404 page even for an existing task.
+        undocumented_status: Query only: while the task is not final, answer one of
+            ``undocumented_statuses`` instead of its real status (a blip).
+        nested_body: Query only: answer 200 with JSON nested ``nested_depth`` levels deep.
+        huge_body: Query only: a valid answer padded with an unknown field of
+            ``huge_body_bytes`` bytes.
+        undocumented_statuses: The statuses the two status faults pick from.
+        nested_depth: Nesting depth of a ``nested_body`` answer.
+        huge_body_bytes: Size of a ``huge_body`` answer's padding.
     """
 
     error_500: float = attrs.field(default=0.0, validator=_probability)
@@ -68,6 +105,21 @@ class Faults:
     reset_after_accept: float = attrs.field(default=0.0, validator=_probability)
     latency: float = attrs.field(default=0.0, validator=_probability)
     latency_seconds: float = attrs.field(default=0.0, validator=_non_negative)
+    error_500_after_accept: float = attrs.field(default=0.0, validator=_probability)
+    gateway_after_accept: float = attrs.field(default=0.0, validator=_probability)
+    missing_task_id: float = attrs.field(default=0.0, validator=_probability)
+    duplicate_task_id: float = attrs.field(default=0.0, validator=_probability)
+    stuck_status: float = attrs.field(default=0.0, validator=_probability)
+    empty_success: float = attrs.field(default=0.0, validator=_probability)
+    html_404: float = attrs.field(default=0.0, validator=_probability)
+    undocumented_status: float = attrs.field(default=0.0, validator=_probability)
+    nested_body: float = attrs.field(default=0.0, validator=_probability)
+    huge_body: float = attrs.field(default=0.0, validator=_probability)
+    undocumented_statuses: tuple[str, ...] = attrs.field(
+        default=("cancelled", "queued_for_gpu"), converter=tuple, validator=_undocumented
+    )
+    nested_depth: int = attrs.field(default=100_000, validator=_at_least_one)
+    huge_body_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=_at_least_one)
 
     @property
     def active(self) -> bool:
@@ -78,6 +130,16 @@ class Faults:
             or self.reset
             or self.reset_after_accept
             or (self.latency and self.latency_seconds)
+            or self.error_500_after_accept
+            or self.gateway_after_accept
+            or self.missing_task_id
+            or self.duplicate_task_id
+            or self.stuck_status
+            or self.empty_success
+            or self.html_404
+            or self.undocumented_status
+            or self.nested_body
+            or self.huge_body
         )
 
 
@@ -99,6 +161,8 @@ class FakeTask:
         reason: ``status_reason.message`` when failed.
         forced: Whether ``complete_now`` forced the final state.
         callback_done: Whether the callback was already handled (sent or dropped).
+        stuck_status: An undocumented status reported forever (``stuck_status`` fault).
+        empty_result: A success with an empty ``result`` (``empty_success`` fault).
     """
 
     task_id: str
@@ -114,6 +178,8 @@ class FakeTask:
     reason: str | None
     forced: bool = False
     callback_done: bool = False
+    stuck_status: str | None = None
+    empty_result: bool = False
 
     def status(self, now: float) -> str:
         """Return the status at monotonic time ``now``.
@@ -125,8 +191,12 @@ class FakeTask:
             ``pending`` / ``submitted`` / ``in_progress`` before completion, then
             ``success`` or ``failed``.
         """
+        if self.forced:
+            return self.outcome
+        if self.stuck_status is not None:
+            return self.stuck_status
         completed_at = self.completed_at
-        if self.forced or now >= completed_at:
+        if now >= completed_at:
             return self.outcome
         created_at = self.created_at
         fraction = (now - created_at) / (completed_at - created_at)
@@ -138,7 +208,7 @@ class FakeTask:
 
     def is_final(self, now: float) -> bool:
         """Return whether the task is in a final state at ``now``."""
-        return self.forced or now >= self.completed_at
+        return self.forced or (self.stuck_status is None and now >= self.completed_at)
 
 
 def new_task_id(rng: random.Random) -> str:
@@ -214,6 +284,7 @@ class TaskStore:
         self.failure_rate = failure_rate
         self.visibility_delay = visibility_delay
         self.tasks: dict[str, FakeTask] = {}
+        self.last: FakeTask | None = None
 
     def create(
         self,
@@ -223,6 +294,8 @@ class TaskStore:
         now: float,
         images: Iterable[str] = (),
         callback_url: str | None = None,
+        stuck_status: str | None = None,
+        empty_result: bool = False,
     ) -> FakeTask:
         """Create, store and return a new task created at monotonic time ``now``."""
         rng = self.rng
@@ -243,8 +316,11 @@ class TaskStore:
             visible_at=now + self.visibility_delay * self.time_scale,
             outcome="failed" if failed else "success",
             reason=rng.choice(FAILURE_REASONS) if failed else None,
+            stuck_status=stuck_status,
+            empty_result=empty_result,
         )
         self.tasks[task_id] = task
+        self.last = task
         return task
 
     def complete(self, task_id: str, status: str, reason: str | None, *, now: float) -> FakeTask:

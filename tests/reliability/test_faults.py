@@ -207,3 +207,15 @@ async def test_lost_and_duplicated_callbacks_resolve_every_job_once() -> None:
     assert receiver.stats.duplicate + receiver.stats.unknown > 0
     polled = {task_id for task_id, n in server.stats.polls.items() if n}
     assert len(polled) < 200  # most jobs were resolved by their callback, not by a query
+
+
+@pytest.mark.own_money_check
+async def test_charged_then_500_is_paid_twice_the_one_documented_assumption() -> None:
+    """A 500 after the task was created is retried (the guide says so): the ledger shows it."""
+    async with fake_server(SCALE, submit_faults=Faults(error_500_after_accept=0.2)) as server:
+        ledger = await _run(server, n=100)
+        hidden = server.ledger.hidden()
+        assert hidden, "the fault did not fire"
+        assert all(entry.answer == "error_500_after_accept" for entry in hidden)
+        doubled = [p for p in ledger.prompts if len(server.ledger.for_prompt(p)) > 1]
+        assert len(doubled) == len({entry.prompt for entry in hidden})  # each one paid again

@@ -17,11 +17,11 @@ import pytest
 
 from ketchup_async.testing import FakeKetchupServer
 
-from .conftest import API_KEY
+from ..conftest import API_KEY
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WAITERS = 12
 EXIT_BOUND = 20.0  # seconds from the signal to the process' exit
 

@@ -22,11 +22,11 @@ from aiohttp import web
 from ketchup_async import PollPolicy, RetryPolicy, ValidationError
 from ketchup_async.testing import FakeKetchupServer
 
-from .conftest import API_KEY, SCALE
+from ..conftest import API_KEY, SCALE
 
 pytestmark = pytest.mark.anyio
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @functools.cache

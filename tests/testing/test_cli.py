@@ -77,3 +77,26 @@ def test_process_mode_serves_and_exits_cleanly_on_sigterm() -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_adversarial_fault_flags_reach_their_endpoint() -> None:
+    """--gateway-after-accept-rate configures submits, --html-404-rate queries, and so on."""
+    server = build_server(
+        _parse(
+            "--gateway-after-accept-rate",
+            "0.1",
+            "--missing-task-id-rate",
+            "0.2",
+            "--html-404-rate",
+            "0.3",
+            "--nested-body-rate",
+            "0.4",
+            "--request-id-header",
+            "CF-Ray",
+        )
+    )
+    assert server.submit_faults.gateway_after_accept == 0.1
+    assert server.submit_faults.missing_task_id == 0.2
+    assert server.query_faults.html_404 == 0.3
+    assert server.query_faults.nested_body == 0.4
+    assert server.submit_faults.html_404 == server.query_faults.gateway_after_accept == 0.0
