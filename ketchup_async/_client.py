@@ -9,13 +9,12 @@ import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from . import _validate
-from ._converter import structure_submit, structure_task, unstructure_request
+from ._converter import structure_task, unstructure_request
 from ._download import DEFAULT_MAX_BYTES, download_image
 from ._http import USER_AGENT, Transport
 from ._jobs import Job
@@ -32,6 +31,8 @@ from ._models import (
     Task,
 )
 from ._poller import QUERY_PATH, Poller
+from ._submit import SubmitGate, Submitter
+from ._submit_rate import SubmitController
 from .errors import ClientClosedError, ServerError, TaskNotFoundError, ValidationError
 
 __all__ = ["DEFAULT_BASE_URL", "InsecureTransportWarning", "KetchupClient"]
@@ -39,7 +40,6 @@ __all__ = ["DEFAULT_BASE_URL", "InsecureTransportWarning", "KetchupClient"]
 logger = logging.getLogger("ketchup_async")
 
 DEFAULT_BASE_URL = "https://api.defapi.org"
-SUBMIT_PATH = "/api/image/gen"
 
 
 class InsecureTransportWarning(UserWarning):
@@ -141,7 +141,7 @@ class KetchupClient:
         self._owns_session = session is None
         self._transport: Transport | None = None
         self._poller: Poller | None = None
-        self._submit_limiter: Any = None
+        self._submitter: Submitter | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -182,10 +182,13 @@ class KetchupClient:
                 max_concurrency=self.max_concurrency,
             )
             self._poller = Poller(self._transport, self.polling)
-            if self.submit_rate is not None:
-                from aiolimiter import AsyncLimiter
-
-                self._submit_limiter = AsyncLimiter(1, 1.0 / self.submit_rate)
+            controller = SubmitController(
+                self.submit_rate,
+                base=self.retry.base,
+                cap=self.retry.cap,
+                retry_after_cap=self.retry.retry_after_cap,
+            )
+            self._submitter = Submitter(self._transport, SubmitGate(controller), self.retry)
         return self._transport, self._poller
 
     @property
@@ -198,6 +201,8 @@ class KetchupClient:
         if self._closed:
             return
         self._closed = True
+        if self._submitter is not None:
+            self._submitter.gate.close()  # submits waiting for their turn end now
         if self._poller is not None:
             await self._poller.close()
         if self._owns_session and self._session is not None:
@@ -247,10 +252,18 @@ class KetchupClient:
             hooks: Callbacks around the submit, for callers that journal what was sent (see
                 ``SubmitHooks``).
 
+        A submit refused with 429 or 503 (not charged) waits for the client's submit
+        controller and is sent again, however long the limit lasts; a 500 or a connection
+        that never carried it is retried up to ``RetryPolicy.max_retries`` times. An answer
+        that may hide a created task (502, 504, a 2xx without a task id, a timeout or a drop
+        after sending) is never resent.
+
         Raises:
             ValidationError: Bad input; nothing was sent.
-            APIError: The API refused the submit.
-            APIConnectionError: No answer; see ``may_have_been_processed``.
+            APIError: The API rejected the submit.
+            APIConnectionError: No usable answer; ``may_have_been_processed`` is True when a
+                task may exist (the submit was not resent).
+            ClientClosedError: The client closed before the submit was sent.
         """
         if not isinstance(request, GenerateRequest):
             raise ValidationError(
@@ -264,19 +277,10 @@ class KetchupClient:
                 f"has {len(request.images)} reference images; this client allows {self.max_images}",
             )
         hooks = hooks or SubmitHooks()
-        transport, poller = self._open()
-        if self._submit_limiter is not None:
-            await self._submit_limiter.acquire()
+        _, poller = self._open()
+        assert self._submitter is not None
         body = unstructure_request(request, default_model=self.model)
-        data = await transport.request(
-            "POST", SUBMIT_PATH, json_body=body, idempotent=False, on_send=hooks.on_send
-        )
-        try:
-            task_id = structure_submit(data)
-        except ValidationError as exc:
-            raise ServerError(
-                f"submit response has no usable task id ({exc})", status_code=200
-            ) from None
+        task_id = await self._submitter.submit(body, hooks)
         if hooks.on_submitted is not None:
             await hooks.on_submitted(task_id)
         logger.debug("submitted task %s", task_id)
