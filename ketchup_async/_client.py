@@ -252,17 +252,13 @@ class KetchupClient:
             hooks: Callbacks around the submit, for callers that journal what was sent (see
                 ``SubmitHooks``).
 
-        A submit refused with 429 or 503 (not charged) waits for the client's submit
-        controller and is sent again, however long the limit lasts; a 500 or a connection
-        that never carried it is retried up to ``RetryPolicy.max_retries`` times. An answer
-        that may hide a created task (502, 504, a 2xx without a task id, a timeout or a drop
-        after sending) is never resent.
+        A 429/503 waits for the client's submit controller (no retry counted); a 500 or a
+        failed connect is retried; an answer that may hide a task is never resent.
 
         Raises:
             ValidationError: Bad input; nothing was sent.
             APIError: The API rejected the submit.
-            APIConnectionError: No usable answer; ``may_have_been_processed`` is True when a
-                task may exist (the submit was not resent).
+            APIConnectionError: No usable answer; see ``may_have_been_processed``.
             ClientClosedError: The client closed before the submit was sent.
         """
         if not isinstance(request, GenerateRequest):

@@ -1,7 +1,21 @@
 """The one request path: auth, User-Agent, timeouts, logging, retries, error mapping.
 
-Every call to the API goes through ``Transport.request``. A submit is money: it is retried only
-when the server answered (429/5xx) or the connection provably never carried the request.
+Every call to the API goes through ``Transport.send`` (one attempt, holding a request slot).
+``Transport.request`` is the query loop: a GET retries 429, 5xx, malformed bodies and
+connection errors. Submits go through ``_submit.Submitter``, which classifies each attempt with
+``_retry.classify_submit_answer`` (a submit is money: only an answer that proves nothing was
+created is followed by another attempt) and waits on the client's submit controller.
+
+Retries stay hand-written (decision for issue 11; ``stamina.retry_context`` was considered).
+stamina retries a block on exceptions with one per-call attempt budget and its own back-off.
+Submits need what it does not express: four reactions by answer class (wait for a shared
+per-client controller without counting an attempt; counted back-off; never resend; raise), hooks
+around each attempt for the journal, and a back-off that a closing client ends at once. Bent to
+that, it would be more code than these small loops, plus a dependency. Delays are pure
+functions in ``_retry.py``.
+
+No local of a request frame holds the plain API key: the ``Authorization`` value is built once
+per key, in a ``str`` whose ``repr`` is masked (error reporters record ``repr`` of locals).
 """
 
 from __future__ import annotations
@@ -196,9 +210,8 @@ class Transport:
 
     def __attrs_post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.max_concurrency)
-        # ``connect`` bounds the wait for a pooled connection and the connect itself: when it
-        # fires, aiohttp raises ConnectionTimeoutError and nothing was sent. ``total`` is long
-        # enough never to fire before it, so a total timeout always means "on the wire".
+        # ``connect`` bounds the pool wait and the connect (ConnectionTimeoutError: not sent);
+        # ``total`` never fires before it, so a total timeout means "on the wire".
         self._client_timeout = aiohttp.ClientTimeout(
             total=2.0 * self.timeout + 1.0,
             connect=self.timeout,

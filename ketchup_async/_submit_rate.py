@@ -8,14 +8,14 @@ over the last window) applied to submits, with three additions submits need:
   is a window that starts at ``initial_window`` and grows by one per accepted submit (it
   doubles every round trip): an unlimited server is at full speed within a few round trips,
   and a limited one sees a handful of refusals, not ``max_concurrency`` of them.
-- **Additive recovery.** After a cut to ``r0``, each accepted submit adds ``recovery * r0 / r``
-  to the rate ``r``: the rate grows by ``recovery * r0`` per second while submits are being
-  accepted, and not at all while idle. The query controller's own (multiplicative, time-based)
+- **Additive recovery.** After a cut to ``r0``, each accepted submit adds
+  ``recovery * r0 / (r * window)`` to the rate ``r``: the rate grows by ``recovery * r0`` per
+  window (below: one second) while submits are being accepted, and not at all while idle. The query controller's own (multiplicative, time-based)
   recovery still applies; the faster of the two wins, and once it is back at the budget the
   controller returns to slow start.
 - **A time base from the server.** The window over which "what the server accepted" is counted
-  is one second, or the first ``Retry-After`` when that is shorter (a server that asks to be
-  retried within 100 ms counts its limit on that scale).
+  (and recovery paced) is one second, or the first ``Retry-After`` when that is shorter (a
+  server that asks to be retried within 100 ms counts its limit on that scale).
 
 A refusal without ``Retry-After`` (a bare 503) pauses for an exponential back-off instead:
 ``base * 2**n`` up to ``cap`` for the n-th refusal in a row. An explicit ``ceiling`` (the
@@ -56,6 +56,7 @@ class SubmitController:
         "_next_at",
         "_rate",
         "_refusals",
+        "_window_seconds",
         "base",
         "cap",
         "ceiling",
@@ -89,6 +90,7 @@ class SubmitController:
         self._cut_rate = math.inf
         self._next_at = -math.inf
         self._refusals = 0
+        self._window_seconds = WINDOW
         self._accepted: deque[float] = deque()
 
     @property
@@ -146,7 +148,8 @@ class SubmitController:
         else:
             inner.on_answered(now)
             rate = max(self._rate, 1e-9)
-            self._rate = min(self.budget, rate + self.recovery * self._cut_rate / rate)
+            step = self.recovery * self._cut_rate / (rate * self._window_seconds)
+            self._rate = min(self.budget, rate + step)
 
     def on_other(self) -> None:
         """A submit ended without telling anything about the server's limit."""
@@ -162,7 +165,7 @@ class SubmitController:
             pause = min(retry_after, self.retry_after_cap)
         inner = self._inner
         if inner is None:
-            window = min(WINDOW, max(MIN_WINDOW, pause))
+            window = self._window_seconds = min(WINDOW, max(MIN_WINDOW, pause))
             inner = self._inner = RateController(
                 self.budget, floor=min(1.0, self.budget), window=window
             )

@@ -245,7 +245,8 @@ class BulkRunner:
             await self.journal.mark_submitting(self._seq_of_index[index].seq)
         except KetchupError as exc:  # not an Outcome: nothing may be sent without this row
             raise _HookFailed(exc) from exc
-        self._move(State.QUEUED, State.SUBMITTING)
+        if index not in self._on_the_wire:  # on_send runs before each attempt
+            self._move(State.QUEUED, State.SUBMITTING)
         self._on_the_wire.add(index)
 
     async def _after_submit(self, index: int, task_id: str) -> None:
