@@ -12,7 +12,7 @@ over the last window) applied to submits, with three additions submits need:
   ``recovery * r0 / (r * window)`` to the rate ``r``: the rate grows by ``recovery * r0`` per
   window (below: one second) while submits are being accepted, and not at all while idle.
   The query controller's own (multiplicative, time-based) recovery still applies; the faster
-  of the two wins, and once it is back at the budget the controller returns to slow start.
+  of the two wins; back at the budget (a ``submit_rate`` ceiling), it returns to slow start.
 - **A time base from the server.** The window over which "what the server accepted" is counted
   (and recovery paced) is one second, or the first ``Retry-After`` when that is shorter (a
   server that asks to be retried within 100 ms counts its limit on that scale).
