@@ -2,7 +2,7 @@
 
 One per client. It is the query controller's logic (``RateController``: on a 429, pause for
 ``Retry-After`` and cut the rate to at most half of itself and at most what the server accepted
-over the last window) applied to submits, with three additions submits need:
+over the last window) applied to submits, with four additions submits need:
 
 - **Slow start.** Until the server first refuses a submit, the number of submits on the wire
   is a window that starts at ``initial_window`` and grows by one per accepted submit (it
@@ -13,6 +13,8 @@ over the last window) applied to submits, with three additions submits need:
   window (below: one second) while submits are being accepted, and not at all while idle.
   The query controller's own (multiplicative, time-based) recovery still applies; the faster
   of the two wins; back at the budget (a ``submit_rate`` ceiling), it returns to slow start.
+- **A gentler cut.** The cut rate is at least ``KEEP`` (70%) of what the server accepted over
+  the window (and never more than it): what it accepted is the best estimate of its limit.
 - **A time base from the server.** The window over which "what the server accepted" is counted
   (and recovery paced) is one second, or the first ``Retry-After`` when that is shorter (a
   server that asks to be retried within 100 ms counts its limit on that scale).
@@ -33,6 +35,11 @@ __all__ = ["SubmitController"]
 
 #: The longest window over which accepted submits are counted, seconds.
 WINDOW = 1.0
+#: After a refusal the rate is at least this fraction of what the server accepted over the
+#: window: halving (the query controller's cut) would idle a quarter of a submit-limited run
+#: (simulated: 2,000 submits against 10/s took 293 s halving, 203 s keeping 70%, for 28 and
+#: 49 refusals).
+KEEP = 0.7
 #: The shortest such window (a ``Retry-After`` of 0 must not make the count meaningless).
 MIN_WINDOW = 0.01
 
@@ -71,7 +78,7 @@ class SubmitController:
         ceiling: float | None = None,
         *,
         initial_window: int = 8,
-        recovery: float = 0.2,
+        recovery: float = 0.1,
         base: float = 0.5,
         cap: float = 8.0,
         retry_after_cap: float = 60.0,
@@ -139,13 +146,12 @@ class SubmitController:
         self._refusals = 0
         if self.window is not None:
             self.window += 1.0
+        accepted = self._accepted
+        accepted.append(now)
+        while accepted[0] <= now - WINDOW:
+            accepted.popleft()
         inner = self._inner
-        if inner is None:
-            accepted = self._accepted
-            accepted.append(now)
-            while accepted[0] <= now - WINDOW:
-                accepted.popleft()
-        else:
+        if inner is not None:
             inner.on_answered(now)
             rate = max(self._rate, 1e-9)
             step = self.recovery * self._cut_rate / (rate * self._window_seconds)
@@ -172,11 +178,15 @@ class SubmitController:
             for accepted_at in self._accepted:  # what it accepted before this refusal
                 inner.on_answered(accepted_at)
         inner.on_rate_limited(now, pause)
-        cut = inner.current_rate(now)
+        cut = min(self.budget, max(inner.current_rate(now), KEEP * self._served(now)))
         if cut < self._rate:
             self._rate = self._cut_rate = cut
         self.window = None
         self._next_at = max(self._next_at, inner.paused_until)
+
+    def _served(self, now: float) -> float:
+        horizon = now - self._window_seconds
+        return sum(1 for t in self._accepted if t > horizon) / self._window_seconds
 
     def _done(self) -> None:
         self.in_flight = max(0, self.in_flight - 1)

@@ -131,9 +131,9 @@ def test_full_recovery_returns_to_slow_start() -> None:
     send_all(controller, 0.0)
     controller.on_accepted(0.1)
     controller.on_accepted(0.1)
-    controller.on_refused(0.1, 0.1)
-    assert controller.rate(0.1) < 4.0
-    now = 0.2
+    controller.on_refused(0.1, 1.0)
+    assert controller.rate(0.1) == 2.0
+    now = 1.1
     while controller.rate(now) < 4.0 and now < 100:
         controller.on_send(now)
         controller.on_accepted(now)
@@ -150,3 +150,17 @@ def test_a_short_retry_after_sets_the_counting_window() -> None:
         controller.on_accepted(0.05 + i * 0.01)
     controller.on_refused(0.1, 0.1)
     assert controller.rate(0.1) == 50.0
+
+
+def test_the_cut_keeps_most_of_what_the_server_accepted() -> None:
+    """A refusal after a long run at 10/s keeps about 70% of 10/s or more, not half."""
+    controller = SubmitController()
+    controller.on_send(0.0)
+    controller.on_refused(0.0, 1.0)  # the first storm: rate = what was accepted (nothing yet)
+    now = 1.0
+    for _ in range(300):
+        controller.on_send(now)
+        controller.on_accepted(now)
+        now += 0.1
+    controller.on_refused(now, 1.0)
+    assert 6.0 <= controller.rate(now) <= 10.0  # 70% of the 9 or 10 counted in the window
