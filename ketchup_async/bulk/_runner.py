@@ -237,6 +237,7 @@ class BulkRunner:
     def _hooks(self, index: int, request: GenerateRequest) -> SubmitHooks:
         return SubmitHooks(
             on_send=functools.partial(self._before_submit, index),
+            on_refused=functools.partial(self._refused, index),
             on_submitted=functools.partial(self._after_submit, index),
         )
 
@@ -245,9 +246,18 @@ class BulkRunner:
             await self.journal.mark_submitting(self._seq_of_index[index].seq)
         except KetchupError as exc:  # not an Outcome: nothing may be sent without this row
             raise _HookFailed(exc) from exc
-        if index not in self._on_the_wire:  # on_send runs before each attempt
-            self._move(State.QUEUED, State.SUBMITTING)
+        self._move(State.QUEUED, State.SUBMITTING)
         self._on_the_wire.add(index)
+
+    async def _refused(self, index: int) -> None:
+        # Refused without charge (429/503/500/never sent): queued again until the next attempt,
+        # so a run stopped while the submit waits leaves nothing uncertain.
+        try:
+            await self.journal.mark_requeued(self._seq_of_index[index].seq, "refused; retrying")
+        except KetchupError as exc:
+            raise _HookFailed(exc) from exc
+        self._on_the_wire.discard(index)
+        self._move(State.SUBMITTING, State.QUEUED)
 
     async def _after_submit(self, index: int, task_id: str) -> None:
         self._on_the_wire.discard(index)
