@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import sys
 import time
@@ -170,6 +171,8 @@ class Answer:
         on_wire: Without an answer: whether any byte of the request may have left.
         timed_out: Without an answer: whether it was a timeout.
         reason: Without an answer: a short description (the exception's class name).
+        os_reason: Without an answer: the operating system's words, when it said
+            ("connection refused").
     """
 
     status: int | None
@@ -179,6 +182,7 @@ class Answer:
     on_wire: bool = True
     timed_out: bool = False
     reason: str = ""
+    os_reason: str | None = None
 
     def envelope(self) -> Mapping[str, Any] | None:
         """The decoded JSON object body, or None."""
@@ -339,13 +343,20 @@ class Transport:
                 except _NOT_SENT as exc:
                     self._log(method, path, "connect error", started, attempt)
                     call.failure = type(exc).__name__
-                    return Answer(None, on_wire=False, reason=type(exc).__name__)
+                    return Answer(
+                        None, on_wire=False, reason=type(exc).__name__, os_reason=_os_reason(exc)
+                    )
                 except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                     timed_out = isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError))
                     outcome = "timeout" if timed_out else "connection lost"
                     self._log(method, path, outcome, started, attempt)
                     call.failure = type(exc).__name__
-                    return Answer(None, timed_out=timed_out, reason=type(exc).__name__)
+                    return Answer(
+                        None,
+                        timed_out=timed_out,
+                        reason=type(exc).__name__,
+                        os_reason=_os_reason(exc),
+                    )
             request_id = request_id_of(headers)
             self._log(method, path, status, started, attempt, request_id)
             answer = Answer(
@@ -400,10 +411,30 @@ def connection_error(
     ``may_have_been_processed`` is True only for a non-idempotent request (a submit) whose
     bytes may have left this machine.
     """
+    why = answer.os_reason or answer.reason
     if not answer.on_wire:
         return APIConnectionError(
-            f"could not connect to {base_url}: {answer.reason}", may_have_been_processed=False
+            f"could not connect to {base_url}: {why}",
+            may_have_been_processed=False,
+            reason=answer.os_reason,
         )
     cls: type[APIConnectionError] = APITimeoutError if answer.timed_out else APIConnectionError
-    what = "timed out" if answer.timed_out else f"failed: {answer.reason}"
-    return cls(f"{method} {path} {what}", may_have_been_processed=not idempotent)
+    what = "timed out" if answer.timed_out else f"failed: {why}"
+    return cls(
+        f"{method} {path} {what}", may_have_been_processed=not idempotent, reason=answer.os_reason
+    )
+
+
+def _os_reason(error: BaseException | None) -> str | None:
+    """The operating system's words ("connection refused") found in an exception chain."""
+    for _ in range(8):
+        if error is None:
+            return None
+        if isinstance(error, OSError):
+            if error.errno is not None and error.errno > 0:
+                return os.strerror(error.errno).lower()
+            if isinstance(error.strerror, str) and error.strerror:
+                return error.strerror.lower()
+        nested = getattr(error, "os_error", None)  # aiohttp's ClientConnectorError
+        error = nested if isinstance(nested, OSError) else (error.__cause__ or error.__context__)
+    return None
