@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep-rounds", type=int, default=1, help="rounds of sweep points")
     parser.add_argument("--smoke", action="store_true", help="tiny workloads, a few seconds")
     parser.add_argument("--seed", type=int, default=1, help="the fake server's seed")
-    parser.add_argument("--only", nargs="*", default=[], help="workloads to run (W1 W2 W3)")
+    parser.add_argument("--only", nargs="*", default=[], help="workloads to run (W1 W2 W3 W4)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output directory")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument(

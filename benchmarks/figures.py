@@ -110,6 +110,7 @@ def run_figures(
         "lag_floor_p50": percentile(floor, 50),
         "lag_floor_p99": percentile(floor, 99),
         "rate_limited": float(stats["rate_limited"]),
+        "submit_rate_limited": float(stats.get("requests", {}).get("submit:429", 0)),
         "cpu_ms_per_job": 1000.0 * float(record["cpu_seconds"]) / jobs,
         "server_cpu_ms_per_job": 1000.0 * server_cpu / jobs,
         "wall": wall,

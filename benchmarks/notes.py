@@ -223,11 +223,33 @@ def _w3(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _w4(results: dict[str, Any]) -> list[str]:
+    rows = results["workloads"]["W4"]["rows"]
+    notes = []
+    for key in ("ketchup", "naive"):
+        median = rows.get(key, {}).get("median")
+        if median is None:
+            continue
+        jobs = median["jobs"]
+        notes.append(
+            f"- {rows[key]['label']}: {median['submit_rate_limited']:,.0f} submit 429s "
+            f"({median['submit_rate_limited'] / jobs:.2f} per job), "
+            f"{median['failed']:.0f} failed, wall {median['wall']:,.0f} API s "
+            f"(the server's limit alone needs {jobs / 10:,.0f} s)."
+        )
+    notes.append(
+        "- The client's submit controller starts with a few submits on the wire, pauses every "
+        "submit for `Retry-After` on a 429, cuts its rate to what the server accepted and "
+        "recovers additively; a refused submit waits for it instead of using up its retries."
+    )
+    return notes
+
+
 def workload_notes(key: str, results: dict[str, Any]) -> list[str]:
     """The notes under one workload's table."""
     if key not in results["workloads"]:
         return []
-    return {"W1": _w1, "W2": _w2, "W3": _w3}[key](results)
+    return {"W1": _w1, "W2": _w2, "W3": _w3, "W4": _w4}[key](results)
 
 
 SCALE_NOTE = [

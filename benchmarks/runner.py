@@ -105,8 +105,22 @@ def _run_row(workload: Workload, row: Row, seed: int) -> tuple[Figures, list[flo
     return figures, [float(task["render_seconds"]) for task in tasks.values()]
 
 
+def _without_limits(args: list[str]) -> list[str]:
+    """Server flags without rate limits (a bare request's cost is measured unrefused)."""
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("--submit-rate-limit", "--query-rate-limit"):
+            skip = True
+        else:
+            out.append(arg)
+    return out
+
+
 def _run_raw(workload: Workload, seed: int, count: int) -> dict[str, Any]:
-    with FakeServerProcess(workload.all_server_args(seed)) as server:
+    with FakeServerProcess(_without_limits(workload.all_server_args(seed))) as server:
         return _variant("raw", server.base_url, ["--jobs", str(count)])
 
 
@@ -120,7 +134,8 @@ def _describe(figures: Figures) -> str:
     return (
         f"q/job {figures['queries_per_job']:.2f}, lag p50 {figures['lag_p50']:.2f} s "
         f"p99 {figures['lag_p99']:.2f} s, cpu {figures['cpu_ms_per_job']:.3f} ms/job, "
-        f"429s {figures['rate_limited']:.0f}, wall {figures['wall']:.0f} s, "
+        f"429s {figures['rate_limited']:.0f} (submits {figures['submit_rate_limited']:.0f}), "
+        f"failed {figures['failed']:.0f}, wall {figures['wall']:.0f} s, "
         f"lost {figures['lost']:.0f}, dup {figures['duplicated']:.0f}"
     )
 

@@ -180,10 +180,14 @@ async def _naive_job(
 ) -> None:
     # The provider's sample, in Python: submit, then every second ask until final.
     base, interval = config.base_url, 1.0 * config.scale
-    async with session.post(
-        f"{base}/api/image/gen", json={"model": _MODEL, "prompt": prompt}
-    ) as response:
-        task_id = (await response.json())["data"]["task_id"]
+    while True:  # a refused submit (429, 5xx) is sent again a second later
+        async with session.post(
+            f"{base}/api/image/gen", json={"model": _MODEL, "prompt": prompt}
+        ) as response:
+            if response.status == 200:
+                task_id = (await response.json())["data"]["task_id"]
+                break
+        await asyncio.sleep(interval)
     while True:
         await asyncio.sleep(interval)
         async with session.get(f"{base}/api/task/query", params={"task_id": task_id}) as response:

@@ -72,7 +72,7 @@ class Workload:
     """One workload: the server's configuration, the job count and the rows run against it.
 
     Attributes:
-        key: ``W1``, ``W2`` or ``W3``.
+        key: ``W1`` ... ``W4``.
         title: A one-line description.
         jobs: Inputs submitted at once (W3: the largest pending count).
         scale: Real seconds per API second.
@@ -140,9 +140,16 @@ def _w2_rows() -> tuple[Row, ...]:
 _RENDER = ("--render-time", "8", "--render-sigma", "0.5")
 
 
+def _w4_rows() -> tuple[Row, ...]:
+    return (
+        Row(key="ketchup", label="ketchup-async (default policies)", variant="ketchup"),
+        Row(key="naive", label="naive asyncio (resubmit every 1 s)", variant="naive"),
+    )
+
+
 def workloads(*, smoke: bool = False, sweep: bool = True) -> tuple[Workload, ...]:
-    """The three workloads (tiny job counts and a fast clock when ``smoke``)."""
-    w1_jobs, w2_jobs = (40, 20) if smoke else (2000, 1000)
+    """The four workloads (tiny job counts and a fast clock when ``smoke``)."""
+    w1_jobs, w2_jobs, w4_jobs = (40, 20, 40) if smoke else (2000, 1000, 2000)
     return (
         Workload(
             key="W1",
@@ -169,5 +176,13 @@ def workloads(*, smoke: bool = False, sweep: bool = True) -> tuple[Workload, ...
             server_args=("--render-time", "10000", "--render-sigma", "0"),
             pending=(200, 2000) if smoke else (1000, 10_000, 100_000),
             queries=100 if smoke else 1000,
+        ),
+        Workload(
+            key="W4",
+            title=f"submit-limited: {w4_jobs:,} jobs at once, the server accepts 10 submits/s",
+            jobs=w4_jobs,
+            scale=0.02 if smoke else 0.1,
+            server_args=(*_RENDER, "--submit-rate-limit", "10", "--retry-after", "1"),
+            rows=_w4_rows(),
         ),
     )

@@ -12,14 +12,15 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 import aiohttp
+import attrs
 
 from . import _validate
 from ._addresses import is_loopback_host
 from ._budget import CreditBudget
 from ._callback import CallbackLike, as_callback
-from ._converter import structure_submit, unstructure_request
+from ._converter import unstructure_request
 from ._download import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, Downloader
-from ._endpoints import SUBMIT_PATH, query_task
+from ._endpoints import query_task
 from ._http import USER_AGENT, Transport
 from ._jobs import Job
 from ._lifecycle import Lifecycle
@@ -36,9 +37,10 @@ from ._models import (
 )
 from ._poller import Poller
 from ._stats import ClientStats
+from ._submit import SubmitGate, Submitter
+from ._submit_rate import SubmitController
 from ._telemetry import Recorder, Telemetry
 from .errors import (
-    APIConnectionError,
     ClientClosedError,
     InsecureTransportWarning,
     ValidationError,
@@ -151,8 +153,9 @@ class KetchupClient:
         self._owns_session = session is None
         self._transport: Transport | None = None
         self._poller: Poller | None = None
+        self._submitter: Submitter | None = None
         self._closed = False
-        self._life = Lifecycle(submit_rate=submit_rate)
+        self._life = Lifecycle()
         self._runs: set[ManyRun] = set()
 
     def __repr__(self) -> str:
@@ -195,6 +198,13 @@ class KetchupClient:
                 telemetry=self._telemetry,
             )
             self._poller = Poller(self._transport, self.polling)
+            controller = SubmitController(
+                self.submit_rate,
+                base=self.retry.base,
+                cap=self.retry.cap,
+                retry_after_cap=self.retry.retry_after_cap,
+            )
+            self._submitter = Submitter(self._transport, SubmitGate(controller), self.retry)
         return self._transport, self._poller
 
     @property
@@ -212,6 +222,8 @@ class KetchupClient:
         session closes. Cancelling ``aclose()`` does not interrupt this; a second call waits.
         """
         self._closed = True
+        if self._submitter is not None:
+            self._submitter.gate.close()  # submits waiting for their turn end now
         for run in list(self._runs):
             run.stop()
         grace = self.timeout if timeout is None else timeout
@@ -260,10 +272,14 @@ class KetchupClient:
             hooks: Callbacks around the submit, for callers that journal what was sent (see
                 ``SubmitHooks``).
 
+        A 429/503 waits for the client's submit controller (no retry counted); a 500 or a
+        failed connect is retried; an answer that may hide a task is never resent.
+
         Raises:
             ValidationError: Bad input; nothing was sent.
-            APIError: The API refused the submit.
-            APIConnectionError: No answer; see ``may_have_been_processed``.
+            APIError: The API rejected the submit.
+            APIConnectionError: No usable answer; see ``may_have_been_processed``.
+            ClientClosedError: The client closed before the submit was sent.
         """
         _validate.check_type(request, GenerateRequest, field="request", what="a GenerateRequest")
         _validate.check_type(hooks, SubmitHooks, field="hooks", what="SubmitHooks", optional=True)
@@ -273,21 +289,14 @@ class KetchupClient:
                 f"has {len(request.images)} reference images; this client allows {self.max_images}",
             )
         hooks = hooks or SubmitHooks()
-        transport, poller = self._open()
+        _, poller = self._open()
+        assert self._submitter is not None
         with self._life.submitting():
-            await self._life.admit()  # the submit rate, unless the client closes meanwhile
+            self._life.check_open()
             body = unstructure_request(request, default_model=self.model)
-            on_send = self._life.guard(hooks.on_send)  # refuses to send once closing
-            data = await transport.request(
-                "POST", SUBMIT_PATH, json_body=body, idempotent=False, on_send=on_send
-            )
-            try:
-                task_id = structure_submit(data)
-            except ValidationError as exc:
-                # Accepted (2xx) but its id is unreadable: the task may exist and be charged.
-                raise APIConnectionError(
-                    f"submit response has no usable task id ({exc})", may_have_been_processed=True
-                ) from None
+            # refuses to send once closing, holding the request slot: the last moment to refuse
+            sending = attrs.evolve(hooks, on_send=self._life.guard(hooks.on_send))
+            task_id = await self._submitter.submit(body, sending)
             if hooks.on_submitted is not None:
                 await hooks.on_submitted(task_id)
             logger.debug("submitted task %s", task_id)

@@ -1,10 +1,11 @@
 """The client's shutdown bookkeeping: which submits are under way, and how ``aclose()`` ends them.
 
 A submit is money once its bytes are on the wire. So ``aclose()`` first refuses new submits,
-wakes every submit that is only *waiting* (for the submit rate limiter, or sleeping between
-retries after a refusal: nothing charged) with ``ClientClosedError``, lets the ones on the wire
-finish (bounded), and only then stops the poller and closes the session. A submit waiting for a
-request slot is stopped at the slot: its ``on_send`` guard raises before anything is sent.
+wakes every submit that is only *waiting* (its turn at the submit gate, or sleeping between
+retries after a refusal: nothing charged; the client closes the gate) with
+``ClientClosedError``, lets the ones on the wire finish (bounded), and only then stops the
+poller and closes the session. A submit waiting for a request slot is stopped at the slot: its
+``on_send`` guard raises before anything is sent.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Protocol, TypeVar
-
-from aiolimiter import AsyncLimiter
 
 from .errors import ClientClosedError
 
@@ -36,9 +35,7 @@ class Run(Protocol):
 class Lifecycle:
     """Counts the submits under way and tells waiting ones that the client is closing."""
 
-    def __init__(self, *, submit_rate: float | None = None) -> None:
-        self._submit_rate = submit_rate
-        self._limiter: AsyncLimiter | None = None
+    def __init__(self) -> None:
         self._closing = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -63,15 +60,6 @@ class Lifecycle:
         """Raise ``ClientClosedError`` (nothing charged) once the client is closing."""
         if self._closing.is_set():
             raise ClientClosedError(f"the client is closed: {what}")
-
-    async def admit(self) -> None:
-        """Wait for the submit rate (if any); raise ``ClientClosedError`` if the client closes."""
-        self.check_open()
-        if self._submit_rate is None:
-            return
-        if self._limiter is None:  # created inside the running loop
-            self._limiter = AsyncLimiter(1, 1.0 / self._submit_rate)
-        await self.unless_closing(self._limiter.acquire, "the submit was not sent")
 
     def guard(self, then: Callable[[], Awaitable[None]] | None) -> Callable[[], Awaitable[None]]:
         """An ``on_send`` hook that refuses to send once the client is closing, then ``then``."""

@@ -349,11 +349,16 @@ class RetryPolicy:
 class SubmitHooks:
     """Callbacks a durable caller hangs on one submit (each optional, each awaited).
 
-    They let a journal record exactly what may have been charged: ``on_send`` runs just
-    before an attempt goes on the wire (holding a request slot; if it raises, that attempt is
-    not sent), ``on_refused`` after an attempt was refused without being charged (429, 503,
-    500, or a connection that never carried it) while the submit waits to try again, and
-    ``on_submitted`` as soon as the task id is known, before the job is tracked.
+    They let a journal record exactly what may have been charged:
+
+    - ``on_send`` runs before **each** attempt goes on the wire (holding a request slot, after
+      any wait for the submit controller); if it raises, that attempt is not sent and the
+      exception propagates.
+    - ``on_refused`` runs after an attempt was refused without being charged (429, 503, 500,
+      or a connection that never carried it), before the submit waits to try again: the input
+      is back to "not sent" (a durable run journals ``queued``), so stopping during an outage
+      leaves nothing uncertain. It is not called for an answer that may hide a created task.
+    - ``on_submitted`` runs as soon as the task id is known, before the job is tracked.
 
     Attributes:
         on_send: Awaited before each attempt goes on the wire.

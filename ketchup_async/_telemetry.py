@@ -89,7 +89,16 @@ class HttpCall:
     of a submit's answer.
     """
 
-    __slots__ = ("_recorder", "_token", "operation", "span", "started_ns", "status", "task_id")
+    __slots__ = (
+        "_recorder",
+        "_token",
+        "failure",
+        "operation",
+        "span",
+        "started_ns",
+        "status",
+        "task_id",
+    )
 
     def __init__(self, recorder: Recorder, operation: str, span: Any, task_id: str | None) -> None:
         self._recorder = recorder
@@ -97,6 +106,7 @@ class HttpCall:
         self.operation = operation
         self.span = span
         self.status: int | None = None
+        self.failure: str | None = None  # no answer: why (the exception's class name)
         self.task_id = task_id
         self.started_ns = 0
 
@@ -260,6 +270,7 @@ class Recorder:
         """End ``call``'s span (``exc``: what it raised; the transport's wrapper is unwrapped)."""
         error = None if exc is None else getattr(exc, "error", exc)
         status = call.status
+        failure = call.failure if error is None else type(error).__name__
         if status is None and error is not None:
             code = getattr(error, "status_code", None)
             status = code if isinstance(code, int) else None
@@ -274,9 +285,9 @@ class Recorder:
             span.set_attribute("http.response.status_code", status)
         if call.task_id is not None:
             span.set_attribute(TASK_ID, call.task_id)
-        if error is not None or (status is not None and status >= 400):
+        if failure is not None or (status is not None and status >= 400):
             failed = status is not None and status >= 400
-            span.set_attribute("error.type", str(status) if failed else type(error).__name__)
+            span.set_attribute("error.type", str(status) if failed else str(failure))
             span.set_status(trace.StatusCode.ERROR)
         recording = span.is_recording()
         span.end()

@@ -187,10 +187,15 @@ class APIConnectionError(KetchupError):
     Attributes:
         may_have_been_processed: True when the request may have reached the server (a submit
             that may have been charged); False when it provably never left this machine.
+        reason: The operating system's words for what failed ("connection refused"), when
+            known.
     """
 
-    def __init__(self, message: str, *, may_have_been_processed: bool) -> None:
+    def __init__(
+        self, message: str, *, may_have_been_processed: bool, reason: str | None = None
+    ) -> None:
         self.may_have_been_processed = may_have_been_processed
+        self.reason = reason
         suffix = (
             " (the request may have been processed by the server)"
             if may_have_been_processed

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from ketchup_async import (
     APIConnectionError,
@@ -19,51 +18,25 @@ from ketchup_async import (
     RateLimitError,
     RetryPolicy,
     ServerError,
+    SubmitHooks,
     TaskNotFoundError,
 )
 from ketchup_async._http import USER_AGENT, Transport
+from ketchup_async._submit import SubmitGate, Submitter
+from ketchup_async._submit_rate import SubmitController
 from ketchup_async.testing import FakeKetchupServer, Faults
 
+from ._scripted import Scripted, scripted_server
 from .conftest import API_KEY
 
 pytestmark = pytest.mark.anyio
-
-Reply = tuple[int, Any, dict[str, str]] | str
-
-
-class Scripted:
-    """A tiny server answering each request with the next scripted reply ("reset" aborts)."""
-
-    def __init__(self, replies: list[Reply]) -> None:
-        self.replies = replies
-        self.requests: list[dict[str, Any]] = []
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append({"headers": dict(request.headers), "body": await request.read()})
-        reply = self.replies.pop(0) if self.replies else (200, {"code": 0, "data": {}}, {})
-        if reply == "reset":
-            assert request.transport is not None
-            request.transport.abort()
-            return web.Response()
-        status, body, headers = reply  # type: ignore[misc]
-        text = body if isinstance(body, str) else json.dumps(body)
-        ctype = "text/html" if isinstance(body, str) else "application/json"
-        return web.Response(status=status, text=text, headers=headers, content_type=ctype)
 
 
 @pytest.fixture
 async def scripted() -> AsyncIterator[tuple[Scripted, str]]:
     """A scripted server on 127.0.0.1 port 0 and its base URL."""
-    script = Scripted([])
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", script.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield script, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with scripted_server() as pair:
+        yield pair
 
 
 @pytest.fixture
@@ -91,15 +64,23 @@ def transport(
     )
 
 
+async def submit(
+    http: Transport, body: Any, *, on_send: Callable[[], Awaitable[None]] | None = None
+) -> dict[str, str]:
+    """Send ``body`` through the submit path (``Submitter``) with fast back-offs."""
+    retry = http.retry.scaled(0.001)
+    gate = SubmitGate(SubmitController(base=retry.base, cap=retry.cap))
+    submitter = Submitter(http, gate, retry, rng=random.Random(0))
+    return {"task_id": await submitter.submit(body, SubmitHooks(on_send=on_send))}
+
+
 async def test_400_maps_to_bad_request_with_fields(
     server: FakeKetchupServer, session: aiohttp.ClientSession
 ) -> None:
     """The documented 400 body becomes BadRequestError with code, message and detail."""
     http = transport(session, server.base_url, [])
     with pytest.raises(BadRequestError) as exc:
-        await http.request(
-            "POST", "/api/image/gen", json_body={"model": "google/gempix2"}, idempotent=False
-        )
+        await submit(http, {"model": "google/gempix2"})
     assert (exc.value.status_code, exc.value.code, exc.value.message, exc.value.detail) == (
         400,
         1,
@@ -116,12 +97,7 @@ async def test_401_on_submit_has_code_1(
     http = transport(session, server.base_url, [])
     http.set_api_key("dk-wrong")
     with pytest.raises(AuthenticationError) as exc:
-        await http.request(
-            "POST",
-            "/api/image/gen",
-            json_body={"model": "google/gempix2", "prompt": "p"},
-            idempotent=False,
-        )
+        await submit(http, {"model": "google/gempix2", "prompt": "p"})
     assert (exc.value.status_code, exc.value.code, exc.value.message) == (401, 1, "Invalid API key")
 
 
@@ -182,18 +158,16 @@ async def test_html_502_maps_to_server_error(
 async def test_429_honours_retry_after(
     scripted: tuple[Scripted, str], session: aiohttp.ClientSession
 ) -> None:
-    """A 429 with Retry-After sleeps exactly that long before the retry, which succeeds."""
+    """A submit answered 429 with Retry-After waits that long before it is sent again."""
     script, url = scripted
     script.replies = [
-        (429, {"code": 1, "message": "rate limit exceeded"}, {"Retry-After": "7"}),
+        (429, {"code": 1, "message": "rate limit exceeded"}, {"Retry-After": "0.2"}),
         (200, {"code": 0, "message": "ok", "data": {"task_id": "ta1"}}, {}),
     ]
-    sleeps: list[float] = []
-    data = await transport(session, url, sleeps).request(
-        "POST", "/api/image/gen", json_body={}, idempotent=False
-    )
+    started = time.monotonic()
+    data = await submit(transport(session, url, []), {})
     assert data == {"task_id": "ta1"}
-    assert sleeps == [7.0]
+    assert time.monotonic() - started >= 0.2
 
 
 async def test_429_after_retries_is_rate_limit_error(
@@ -219,19 +193,15 @@ async def test_submit_is_retried_after_explicit_500(
         (200, {"code": 0, "message": "ok", "data": {"task_id": "ta2"}}, {}),
     ]
     sleeps: list[float] = []
-    data = await transport(session, url, sleeps).request(
-        "POST", "/api/image/gen", json_body={"prompt": "p"}, idempotent=False
-    )
+    data = await submit(transport(session, url, sleeps), {"prompt": "p"})
     assert data["task_id"] == "ta2"
     assert len(script.requests) == 3
-    assert all(0 <= s <= 1.0 for s in sleeps)
-    assert len(sleeps) == 2
 
 
-async def test_on_send_runs_once_before_the_first_attempt(
+async def test_on_send_runs_before_each_attempt(
     scripted: tuple[Scripted, str], session: aiohttp.ClientSession
 ) -> None:
-    """on_send is awaited once, before anything reaches the server, not again on retries."""
+    """on_send is awaited before each attempt reaches the server, retries included."""
     script, url = scripted
     script.replies = [
         (500, {"code": 1, "message": "internal"}, {}),
@@ -242,10 +212,8 @@ async def test_on_send_runs_once_before_the_first_attempt(
     async def on_send() -> None:
         seen.append(len(script.requests))
 
-    await transport(session, url, []).request(
-        "POST", "/api/image/gen", json_body={"prompt": "p"}, idempotent=False, on_send=on_send
-    )
-    assert seen == [0]
+    await submit(transport(session, url, []), {"prompt": "p"}, on_send=on_send)
+    assert seen == [0, 1]
     assert len(script.requests) == 2
 
 
@@ -259,9 +227,7 @@ async def test_a_failing_on_send_sends_nothing(
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        await transport(session, url, []).request(
-            "POST", "/api/image/gen", json_body={"prompt": "p"}, idempotent=False, on_send=on_send
-        )
+        await submit(transport(session, url, []), {"prompt": "p"}, on_send=on_send)
     assert script.requests == []
 
 
@@ -272,9 +238,7 @@ async def test_submit_is_not_resent_after_connection_drop(
     script, url = scripted
     script.replies = ["reset"]
     with pytest.raises(APIConnectionError) as exc:
-        await transport(session, url, []).request(
-            "POST", "/api/image/gen", json_body={"prompt": "p"}, idempotent=False
-        )
+        await submit(transport(session, url, []), {"prompt": "p"})
     assert exc.value.may_have_been_processed is True
     assert len(script.requests) == 1
 
@@ -285,11 +249,8 @@ async def test_submit_drop_after_accept_creates_one_task(
     """Against the fake: the accepted-then-dropped submit created exactly one task."""
     server.submit_faults = Faults(reset_after_accept=1.0)
     with pytest.raises(APIConnectionError, match="may have been processed"):
-        await transport(session, server.base_url, []).request(
-            "POST",
-            "/api/image/gen",
-            json_body={"model": "google/gempix2", "prompt": "once"},
-            idempotent=False,
+        await submit(
+            transport(session, server.base_url, []), {"model": "google/gempix2", "prompt": "once"}
         )
     assert server.stats.created_per_prompt["once"] == 1
 
@@ -307,11 +268,8 @@ async def test_connect_error_is_retried_even_for_submit(session: aiohttp.ClientS
     """A refused connection never carried the submit: retried, then not-processed error."""
     sleeps: list[float] = []
     with pytest.raises(APIConnectionError) as exc:
-        await transport(session, "http://127.0.0.1:9", sleeps, retries=2).request(
-            "POST", "/api/image/gen", json_body={}, idempotent=False
-        )
+        await submit(transport(session, "http://127.0.0.1:9", sleeps, retries=2), {})
     assert exc.value.may_have_been_processed is False
-    assert len(sleeps) == 2
 
 
 async def test_malformed_200_on_submit_is_may_have_been_processed(
@@ -321,7 +279,7 @@ async def test_malformed_200_on_submit_is_may_have_been_processed(
     script, url = scripted
     script.replies = [(200, "<html>ok?</html>", {})]
     with pytest.raises(APIConnectionError) as exc:
-        await transport(session, url, []).request("POST", "/x", json_body={}, idempotent=False)
+        await submit(transport(session, url, []), {})
     assert exc.value.may_have_been_processed
     assert len(script.requests) == 1
 

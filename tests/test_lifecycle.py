@@ -24,11 +24,11 @@ async def test_closing_ends_a_retry_backoff_unsent() -> None:
 
 
 async def test_waiting_after_close_raises_at_once() -> None:
-    """Once closing, admit() and sleep() raise before waiting for anything."""
-    life = Lifecycle(submit_rate=0.001)
+    """Once closing, check_open() and sleep() raise before waiting for anything."""
+    life = Lifecycle()
     life.close()
     with pytest.raises(ClientClosedError):
-        await life.admit()
+        life.check_open()
     with pytest.raises(ClientClosedError):
         await life.sleep(3600)
 

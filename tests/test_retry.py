@@ -1,4 +1,4 @@
-"""Retry delays and Retry-After parsing (pure)."""
+"""Retry delays, Retry-After parsing and the submit classification (pure)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import random
 import pytest
 
 from ketchup_async import RetryPolicy
-from ketchup_async._retry import RETRY_STATUSES, backoff_delay, parse_retry_after, retry_delay
+from ketchup_async._retry import (
+    RETRY_STATUSES,
+    SubmitVerdict,
+    backoff_delay,
+    classify_submit_answer,
+    parse_retry_after,
+    retry_delay,
+)
 
 
 def test_full_jitter_stays_under_the_growing_ceiling() -> None:
@@ -142,3 +149,48 @@ def test_retry_after_http_date_without_zone_is_ignored() -> None:
 def test_retry_after_broken_dates_are_ignored(header: str) -> None:
     """A date that does not parse gives None, not an exception."""
     assert parse_retry_after(header, now=1_700_000_000.0) is None
+
+
+# The submit classification table (README, "Reliability"): (status, on_wire, has_task_id,
+# error_envelope) -> verdict.
+SUBMIT_TABLE = [
+    (200, True, True, False, SubmitVerdict.ACCEPTED),
+    (201, True, True, False, SubmitVerdict.ACCEPTED),
+    (429, True, False, False, SubmitVerdict.REFUSED),
+    (503, True, False, False, SubmitVerdict.REFUSED),
+    (500, True, False, False, SubmitVerdict.RETRY),
+    (None, False, False, False, SubmitVerdict.RETRY),  # pool wait, connect error, DNS, TLS
+    (502, True, False, False, SubmitVerdict.AMBIGUOUS),
+    (504, True, False, False, SubmitVerdict.AMBIGUOUS),
+    (520, True, False, False, SubmitVerdict.AMBIGUOUS),
+    (200, True, False, False, SubmitVerdict.AMBIGUOUS),  # 2xx without a usable task id
+    (None, True, False, False, SubmitVerdict.AMBIGUOUS),  # read timeout, drop after sending
+    (200, True, False, True, SubmitVerdict.REJECTED),  # the API's error envelope
+    (400, True, False, False, SubmitVerdict.REJECTED),
+    (401, True, False, False, SubmitVerdict.REJECTED),
+    (404, True, False, False, SubmitVerdict.REJECTED),
+]
+
+
+@pytest.mark.parametrize(
+    ("status", "on_wire", "has_task_id", "error_envelope", "verdict"), SUBMIT_TABLE
+)
+def test_submit_classification_table(
+    status: int | None,
+    on_wire: bool,
+    has_task_id: bool,
+    error_envelope: bool,
+    verdict: SubmitVerdict,
+) -> None:
+    """Each row of the submit-classification table."""
+    assert (
+        classify_submit_answer(
+            status, on_wire=on_wire, has_task_id=has_task_id, error_envelope=error_envelope
+        )
+        is verdict
+    )
+
+
+def test_query_retries_gateway_answers() -> None:
+    """Queries (idempotent GETs) still retry 502 and 504."""
+    assert {502, 504} <= RETRY_STATUSES

@@ -55,7 +55,7 @@ def describe(error: KetchupError, handling: BaseException | None = None) -> str:
             OS error of a retried attempt).
     """
     if isinstance(error, APIConnectionError):
-        reason = _os_reason(error) or _os_reason(handling)
+        reason = error.reason or _os_reason(error) or _os_reason(handling)
         if reason is not None:
             return reason
     return str(error)

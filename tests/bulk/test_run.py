@@ -288,7 +288,9 @@ async def test_only_submits_on_the_wire_are_journaled_submitting(tmp_path: Path)
             )
     assert summary.succeeded == 40
     assert max(seen) >= 1
-    assert max(seen) <= 2  # the client's request slots; 30 inputs were in flight at once
+    # The client's 2 request slots, plus at most one answer per slot that landed and is being
+    # journaled `submitted`: 30 inputs were in flight at once, 26 or more of them waiting.
+    assert max(seen) <= 4
 
 
 async def test_progress_reports_the_end(server: FakeKetchupServer, tmp_path: Path) -> None:

@@ -98,11 +98,6 @@ async def test_2xx_without_task_id_is_flagged_may_have_been_processed() -> None:
     assert len(ledger.created) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_http.Transport._attempt retries every status in _retry.RETRY_STATUSES for a submit; "
-    "a gateway 502/504 may come after the origin created the task (issue 10 case 4)",
-)
 async def test_gateway_502_after_create_is_not_resent() -> None:
     """A 502 from a proxy after the origin created the task: one task, flagged, never resent."""
     ledger = Creator()
@@ -186,11 +181,6 @@ async def test_bulk_run_keeps_a_2xx_without_task_id_uncertain(tmp_path: object) 
     assert summary.uncertain == 1  # queued would be submitted again by a resume: paid twice
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_client.submit_request: cancelling the caller cancels the POST on the wire (the "
-    "aiohttp request is not shielded); the created task's id is never read, returned or logged",
-)
 async def test_cancelled_submit_on_the_wire_still_reports_its_task_id(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -57,14 +57,26 @@ async def test_500s_on_a_fifth_of_queries_fail_no_job() -> None:
         assert server.stats.faults_injected["error_500"] > 0
 
 
-async def test_html_502_pages_on_both_endpoints_fail_no_job() -> None:
-    """10% HTML 502 pages from a proxy on submits and queries: all succeed, none paid twice."""
-    faults = Faults(html_502=0.1)
-    async with fake_server(SCALE, submit_faults=faults, query_faults=faults) as server:
+async def test_html_502_pages_on_queries_fail_no_job() -> None:
+    """10% HTML 502 pages from a proxy on queries: a GET retries, so every job succeeds."""
+    async with fake_server(SCALE, query_faults=Faults(html_502=0.1)) as server:
         ledger = await _run(server)
         ledger.check(server)
-        assert server.stats.requests[("submit", 502)] > 0
         assert server.stats.requests[("query", 502)] > 0
+
+
+async def test_html_502_pages_on_submits_are_ambiguous_never_resent() -> None:
+    """10% HTML 502 pages on submits: the task may exist, so those inputs are reported as
+    maybe-processed and never sent twice; every other input succeeds."""
+    async with fake_server(SCALE, submit_faults=Faults(html_502=0.1)) as server:
+        ledger = await _run(server)
+        ledger.check(server, allowed=(APIConnectionError,))
+        failed = [o for o in ledger.outcomes() if not o.ok]
+        assert len(failed) == server.stats.requests[("submit", 502)] > 0
+        for outcome in failed:
+            assert isinstance(outcome.error, APIConnectionError)
+            assert outcome.error.may_have_been_processed
+        assert all(n == 1 for n in server.stats.created_per_prompt.values())
 
 
 async def test_connection_resets_on_queries_fail_no_job() -> None:
@@ -107,7 +119,8 @@ async def test_429_storm_with_retry_after() -> None:
         ledger = await _run(server, max_retries=10)
         ledger.check(server, allowed=(RateLimitError,))
         assert server.stats.requests[("query", 429)] > 0
-        assert server.stats.requests[("submit", 429)] > 0
+        # The submit controller's slow start finds the submit limit with few 429s, if any.
+        assert server.stats.requests[("submit", 429)] <= N * 0.1
         assert ledger.kinds()["ok"] == N
 
 
@@ -165,19 +178,18 @@ async def test_connection_dropped_after_accept_is_uncertain_never_resent() -> No
             assert server.stats.created_per_prompt[outcome.request.prompt] == 1
 
 
-async def test_persistent_429s_on_submits_back_off_beyond_retry_after() -> None:
-    """Submits refused again and again back off geometrically (Retry-After is only a floor)."""
+async def test_persistent_429s_on_submits_delay_inputs_but_never_fail_them() -> None:
+    """A server accepting 2 submits per API second: refused submits wait for the controller,
+    not for their own retry count, so every input succeeds even with no retries at all."""
     async with fake_server(SCALE, submit_rate_limit=2.0, retry_after=1.0) as server:
-        client = client_for(
-            server, SCALE, retry=RetryPolicy(max_retries=12, cap=40.0).scaled(SCALE)
-        )
+        client = client_for(server, SCALE, retry=RetryPolicy(max_retries=0).scaled(SCALE))
         try:
             with anyio.fail_after(DEADLINE):
                 ledger = await run_many(client, 200, concurrency=32)
         finally:
             await check_closed_clean(client)
-        ledger.check(server, allowed=(RateLimitError,))
-        assert server.stats.requests[("submit", 429)] > 50
+        ledger.check(server)
+        assert server.stats.requests[("submit", 429)] > 0
         assert ledger.kinds()["ok"] == 200
 
 

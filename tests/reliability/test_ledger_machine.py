@@ -380,6 +380,8 @@ FIXED = (
     "empty_success",
     "html_404",
     "nested_body",
+    "gateway_after_accept",
+    "missing_task_id",
 )
 
 
@@ -420,13 +422,11 @@ def test_ledger_holds_under_huge_bodies(request: pytest.FixtureRequest) -> None:
     check(request, machine_with("huge_body"))
 
 
-@fixed_by("case 4", "a 502/504 after create is ambiguous, never resent")
 def test_ledger_holds_under_gateway_pages_after_accept(request: pytest.FixtureRequest) -> None:
     """502/504 proxy pages after the task was created: never resent (issue 10, case 4)."""
     check(request, machine_with("gateway_after_accept"))
 
 
-@fixed_by("case 4", "a 2xx without task id is uncertain, never requeued")
 def test_ledger_holds_under_missing_task_ids(request: pytest.FixtureRequest) -> None:
     """2xx submit answers without a task id: uncertain, never resent (issue 10, case 4)."""
     check(request, machine_with("missing_task_id"))
