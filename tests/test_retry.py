@@ -194,3 +194,38 @@ def test_submit_classification_table(
 def test_query_retries_gateway_answers() -> None:
     """Queries (idempotent GETs) still retry 502 and 504."""
     assert {502, 504} <= RETRY_STATUSES
+
+
+def test_submit_verdict_values() -> None:
+    """The verdicts' values, in order."""
+    assert [v.value for v in SubmitVerdict] == [
+        "accepted",
+        "refused",
+        "retry",
+        "ambiguous",
+        "rejected",
+    ]
+
+
+def test_submit_classification_defaults_are_the_cautious_ones() -> None:
+    """No answer counts as on the wire; a 2xx is taken to have no task id and no envelope."""
+    assert classify_submit_answer(None) is SubmitVerdict.AMBIGUOUS
+    assert classify_submit_answer(200) is SubmitVerdict.AMBIGUOUS
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"),
+    [
+        (199, SubmitVerdict.REJECTED),
+        (200, SubmitVerdict.ACCEPTED),
+        (299, SubmitVerdict.ACCEPTED),
+        (300, SubmitVerdict.REJECTED),
+        (301, SubmitVerdict.REJECTED),
+        (499, SubmitVerdict.REJECTED),
+        (501, SubmitVerdict.AMBIGUOUS),
+        (599, SubmitVerdict.AMBIGUOUS),
+    ],
+)
+def test_submit_classification_range_edges(status: int, verdict: SubmitVerdict) -> None:
+    """Only 200..299 is a success; every 5xx but 500 and 503 is ambiguous."""
+    assert classify_submit_answer(status, has_task_id=True) is verdict

@@ -111,6 +111,22 @@ HAND_MUTANTS = (
         "frozenset({429, 500, 502, 504})",
         "frozenset({429, 500, 502, 503, 504, 501})",
     ),
+    *_hand(
+        "_retry",
+        "REFUSED_STATUSES = frozenset({429, 503})",
+        "REFUSED_STATUSES = frozenset({429})",
+        "REFUSED_STATUSES = frozenset({503})",
+        "REFUSED_STATUSES = frozenset({429, 503, 502})",
+    ),
+    *_hand(
+        "_retry",
+        "RETRIED_STATUSES = frozenset({500})",
+        "RETRIED_STATUSES = frozenset()",
+        "RETRIED_STATUSES = frozenset({500, 502})",
+        "RETRIED_STATUSES = frozenset({500, 504})",
+    ),
+    *_hand("_retry", 'ACCEPTED = "accepted"', 'ACCEPTED = "ok"'),
+    *_hand("_retry", 'AMBIGUOUS = "ambiguous"', 'AMBIGUOUS = "uncertain"'),
     *_hand("_validate", "DEFAULT_MAX_IMAGES = 4", "DEFAULT_MAX_IMAGES = 5"),
     *_hand("_validate", "MAX_PROMPT_CHARS = 100_000", "MAX_PROMPT_CHARS = 100_001"),
     *_hand("_validate", "MAX_URL_CHARS = 8192", "MAX_URL_CHARS = 8191"),
@@ -284,6 +300,13 @@ EXCLUDED: dict[str, tuple[str, str]] = {
                 "and the cut is forgotten after the loop",
             ),
         )
+    },
+    **{
+        f"ketchup_async._retry.x_classify_submit_answer__mutmut_{n}": (
+            line,
+            "equivalent: 500 is in RETRIED_STATUSES, classified before this test",
+        )
+        for n, line in ((15, "if status > 500:"), (16, "if status >= 501:"))
     },
     "ketchup_async._budget.xǁCreditBudgetǁlearn__mutmut_1": (
         "if cost >= self._highest.get(model, Decimal(-1)):",
