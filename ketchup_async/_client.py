@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from types import TracebackType
-from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
 
 from . import _validate
-from ._addresses import is_loopback_host
-from ._budget import CreditBudget
 from ._callback import CallbackLike, as_callback
 from ._converter import unstructure_request
 from ._download import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, Downloader
-from ._endpoints import query_task
-from ._http import USER_AGENT, Transport
+from ._endpoints import DEFAULT_BASE_URL, query_task, resolve_base_url
+from ._engine import Engine
 from ._jobs import Job
 from ._lifecycle import Lifecycle
 from ._many import HooksFor, Item, ManyRun, ProgressHook
@@ -35,22 +30,13 @@ from ._models import (
     SubmitHooks,
     Task,
 )
-from ._poller import Poller
 from ._stats import ClientStats
-from ._submit import SubmitGate, Submitter
-from ._submit_rate import SubmitController
 from ._telemetry import Recorder, Telemetry
-from .errors import (
-    ClientClosedError,
-    InsecureTransportWarning,
-    ValidationError,
-)
+from .errors import ClientClosedError, ValidationError
 
 __all__ = ["DEFAULT_BASE_URL", "KetchupClient"]
 
 logger = logging.getLogger("ketchup_async")
-
-DEFAULT_BASE_URL = "https://api.defapi.org"
 
 
 def _mask(key: str) -> str:
@@ -108,20 +94,10 @@ class KetchupClient:
         key = _validate.check_api_key(
             api_key if api_key is not None else os.environ.get("KETCHUP_API_KEY")
         )
-        url = base_url or os.environ.get("KETCHUP_BASE_URL") or DEFAULT_BASE_URL
-        _validate.check_http_url(url, field="base_url")
-        parts = urlsplit(url)
-        if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
-            warnings.warn(
-                f"base_url {parts.scheme}://{parts.netloc} is not HTTPS: the API key would be "
-                "sent in clear text",
-                InsecureTransportWarning,
-                stacklevel=2,
-            )
+        url = resolve_base_url(base_url)
         _validate.check_model(model)
         _validate.check_int(max_images, field="max_images")
         _validate.check_positive(max_concurrency, field="max_concurrency", integer=True)
-        _validate.check_positive(max_download_bytes, field="max_download_bytes", integer=True)
         if submit_rate is not None:
             _validate.check_positive(submit_rate, field="submit_rate")
         _validate.check_positive(timeout, field="timeout")
@@ -131,7 +107,7 @@ class KetchupClient:
         _validate.check_type(retry, (RetryPolicy, type(None)), field="retry", what="a RetryPolicy")
         self._telemetry = Recorder.for_client(telemetry, url)
         self._api_key = key
-        self.base_url = url.rstrip("/")
+        self.base_url = url
         self.model = model
         self.polling = polling or PollPolicy()
         self.retry = retry or RetryPolicy()
@@ -147,22 +123,17 @@ class KetchupClient:
             max_bytes=max_download_bytes,
             retry=self.retry,
             timeout=timeout,
+            telemetry=self._telemetry,
         )
-        self._downloader.telemetry = self._telemetry
         self._session = session
-        self._owns_session = session is None
-        self._transport: Transport | None = None
-        self._poller: Poller | None = None
-        self._submitter: Submitter | None = None
+        self._engine: Engine | None = None
         self._closed = False
         self._life = Lifecycle()
         self._runs: set[ManyRun] = set()
 
     def __repr__(self) -> str:
-        return (
-            f"<KetchupClient base_url={self.base_url!r} model={self.model!r} "
-            f"api_key={_mask(self._api_key)!r}>"
-        )
+        key = _mask(self._api_key)
+        return f"<KetchupClient base_url={self.base_url!r} model={self.model!r} api_key={key!r}>"
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -170,42 +141,26 @@ class KetchupClient:
         self._open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def _open(self) -> tuple[Transport, Poller]:
+    def _open(self) -> Engine:
         if self._closed:
             raise ClientClosedError("the client is closed")
-        if self._transport is None or self._poller is None:
-            if self._session is None:
-                self._session = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=self.max_concurrency),
-                    headers={"User-Agent": USER_AGENT},
-                )
-            self._transport = Transport(
+        if self._engine is None:
+            self._engine = Engine.start(
                 session=self._session,
                 base_url=self.base_url,
                 api_key=self._api_key,
+                polling=self.polling,
                 retry=self.retry,
                 timeout=self.timeout,
                 max_concurrency=self.max_concurrency,
+                submit_rate=self.submit_rate,
                 sleep=self._life.sleep,
                 telemetry=self._telemetry,
             )
-            self._poller = Poller(self._transport, self.polling)
-            controller = SubmitController(
-                self.submit_rate,
-                base=self.retry.base,
-                cap=self.retry.cap,
-                retry_after_cap=self.retry.retry_after_cap,
-            )
-            self._submitter = Submitter(self._transport, SubmitGate(controller), self.retry)
-        return self._transport, self._poller
+        return self._engine
 
     @property
     def closed(self) -> bool:
@@ -222,19 +177,17 @@ class KetchupClient:
         session closes. Cancelling ``aclose()`` does not interrupt this; a second call waits.
         """
         self._closed = True
-        if self._submitter is not None:
-            self._submitter.gate.close()  # submits waiting for their turn end now
+        if self._engine is not None:
+            self._engine.stop_submits()
         for run in list(self._runs):
             run.stop()
         grace = self.timeout if timeout is None else timeout
         await self._life.shutdown(grace, self._runs, self._release)
 
     async def _release(self) -> None:
-        if self._poller is not None:
-            await self._poller.close()
+        if self._engine is not None:
+            await self._engine.close()
         await self._downloader.aclose()
-        if self._owns_session and self._session is not None:
-            await self._session.close()
 
     # -- one job ----------------------------------------------------------------------------
 
@@ -289,19 +242,20 @@ class KetchupClient:
                 f"has {len(request.images)} reference images; this client allows {self.max_images}",
             )
         hooks = hooks or SubmitHooks()
-        _, poller = self._open()
-        assert self._submitter is not None
+        engine = self._open()
         with self._life.submitting():
             self._life.check_open()
             body = unstructure_request(request, default_model=self.model)
             # refuses to send once closing, holding the request slot: the last moment to refuse
             sending = attrs.evolve(hooks, on_send=self._life.guard(hooks.on_send))
-            task_id = await self._submitter.submit(body, sending)
+            task_id = await engine.submitter.submit(body, sending)
             if hooks.on_submitted is not None:
                 await hooks.on_submitted(task_id)
             logger.debug("submitted task %s", task_id)
             try:
-                return poller.add(task_id, request, has_callback=request.callback_url is not None)
+                return engine.poller.add(
+                    task_id, request, has_callback=request.callback_url is not None
+                )
             except ClientClosedError:
                 raise ClientClosedError(
                     f"the client closed while submitting: task {task_id} was created",
@@ -334,8 +288,7 @@ class KetchupClient:
             UnknownStatusError: The API answered a status it does not document.
         """
         _validate.check_task_id(task_id)
-        transport, _ = self._open()
-        return await query_task(transport, task_id)
+        return await query_task(self._open().transport, task_id)
 
     def track(
         self,
@@ -349,8 +302,7 @@ class KetchupClient:
         The task is queried soon; its render time is not used to learn the schedule.
         """
         _validate.check_task_id(task_id)
-        _, poller = self._open()
-        return poller.add(task_id, request, has_callback=has_callback, learn=False)
+        return self._open().poller.add(task_id, request, has_callback=has_callback, learn=False)
 
     def deliver(self, payload: CallbackLike, *, verify: bool = False) -> bool:
         """Resolve a tracked job from a webhook payload now.
@@ -367,21 +319,22 @@ class KetchupClient:
             True if it matched a pending job.
         """
         parsed = as_callback(payload)
-        _, poller = self._open()
-        return poller.deliver(parsed, verify=verify)
+        return self._open().poller.deliver(parsed, verify=verify)
 
     def pending(self) -> int:
         """How many jobs the poller is watching."""
-        return 0 if self._poller is None else len(self._poller)
+        return 0 if self._engine is None else len(self._engine.poller)
 
     @property
     def queries_sent(self) -> int:
         """How many task queries the shared poller has sent."""
-        return 0 if self._poller is None else self._poller.queries
+        return 0 if self._engine is None else self._engine.poller.queries
 
     def stats(self) -> ClientStats:
         """A frozen snapshot of this client's counters and learned figures (``ClientStats``)."""
-        return self._telemetry.stats(self._poller, self.polling)
+        return self._telemetry.stats(
+            None if self._engine is None else self._engine.poller, self.polling
+        )
 
     # -- many jobs and files ----------------------------------------------------------------
 
@@ -417,16 +370,8 @@ class KetchupClient:
                 Until a price is known, one job at a time.
             price: Credits one job costs at most (reserved per job from the start).
         """
-        budget = None if max_credits is None else CreditBudget(max_credits, price=price)
-        run = ManyRun(
-            self,
-            self._runs,
-            inputs,
-            concurrency,
-            hooks=hooks,
-            on_progress=on_progress,
-            budget=budget,
-        )
+        run = ManyRun(self, self._runs, inputs, concurrency, hooks=hooks, on_progress=on_progress)
+        run.limit_spend(max_credits, price)
         self._open()
         return run.outcomes()
 

@@ -269,6 +269,7 @@ class Downloader:
         max_bytes: int,
         retry: RetryPolicy,
         timeout: float,
+        telemetry: Recorder | None = None,
     ) -> Downloader:
         """A downloader from ``KetchupClient``'s options, validated under their names.
 
@@ -280,8 +281,9 @@ class Downloader:
         """
         _validate.check_positive(deadline, field="download_timeout")
         _validate.check_positive(max_connections, field="max_download_concurrency", integer=True)
+        _validate.check_positive(max_bytes, field="max_download_bytes", integer=True)
         entries = hosts_from_env(os.environ) if hosts is None else hosts
-        return cls(
+        downloader = cls(
             allow=HostAllowList.parse(entries, field="download_hosts"),
             max_connections=max_connections,
             max_bytes=max_bytes,
@@ -289,6 +291,9 @@ class Downloader:
             timeout=timeout,
             deadline=deadline,
         )
+        if telemetry is not None:
+            downloader.telemetry = telemetry
+        return downloader
 
     def _open(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
         if self._closed:

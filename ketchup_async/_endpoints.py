@@ -1,4 +1,4 @@
-"""The API's endpoints, once: their paths and the query-then-structure step.
+"""The API's endpoints, once: where the API is, its paths and the query-then-structure step.
 
 ``client.query`` (one query, with HTTP retries) and the shared poller (one attempt, its own
 schedule of retries) both call ``query_task``, so a query's answer means the same everywhere.
@@ -6,15 +6,50 @@ schedule of retries) both call ``query_task``, so a query's answer means the sam
 
 from __future__ import annotations
 
+import os
+import warnings
+from urllib.parse import urlsplit
+
+from . import _validate
+from ._addresses import is_loopback_host
 from ._converter import structure_task, undocumented_status
 from ._http import Transport
 from ._models import Task
-from .errors import ServerError, TaskNotFoundError, UnknownStatusError, ValidationError
+from .errors import (
+    InsecureTransportWarning,
+    ServerError,
+    TaskNotFoundError,
+    UnknownStatusError,
+    ValidationError,
+)
 
-__all__ = ["QUERY_PATH", "SUBMIT_PATH", "query_task"]
+__all__ = ["DEFAULT_BASE_URL", "QUERY_PATH", "SUBMIT_PATH", "query_task", "resolve_base_url"]
 
+DEFAULT_BASE_URL = "https://api.defapi.org"
 SUBMIT_PATH = "/api/image/gen"
 QUERY_PATH = "/api/task/query"
+
+
+def resolve_base_url(base_url: str | None) -> str:
+    """The API root: ``base_url``, else ``KETCHUP_BASE_URL``, else the public API.
+
+    Warns (``InsecureTransportWarning``) when it is plain ``http://`` to a host other than
+    loopback: the key would travel in clear.
+
+    Raises:
+        ValidationError: Not an absolute http(s) URL.
+    """
+    url = base_url or os.environ.get("KETCHUP_BASE_URL") or DEFAULT_BASE_URL
+    _validate.check_http_url(url, field="base_url")
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
+        warnings.warn(
+            f"base_url {parts.scheme}://{parts.netloc} is not HTTPS: the API key would be "
+            "sent in clear text",
+            InsecureTransportWarning,
+            stacklevel=3,
+        )
+    return url.rstrip("/")
 
 
 async def query_task(transport: Transport, task_id: str, *, retries: bool = True) -> Task:

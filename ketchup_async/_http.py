@@ -1,6 +1,7 @@
-"""The one request path: auth, User-Agent, timeouts, logging, retries, error mapping.
+"""The one request path: auth, User-Agent, timeouts, logging, retries.
 
-Every call to the API goes through ``Transport.send`` (one attempt, holding a request slot).
+Every call to the API goes through ``Transport.send`` (one attempt, holding a request slot),
+which returns an ``Answer``; what an answer means (data, or which error) is ``_answers``.
 ``Transport.request`` is the query loop: a GET retries 429, 5xx, malformed bodies and
 connection errors. Submits go through ``_submit.Submitter``, which classifies each attempt with
 ``_retry.classify_submit_answer`` (a submit is money: only an answer that proves nothing was
@@ -21,9 +22,7 @@ per key, in a ``str`` whose ``repr`` is masked (error reporters record ``repr`` 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import random
 import sys
 import time
@@ -34,31 +33,23 @@ import aiohttp
 import attrs
 
 from . import _retry
+from ._answers import (
+    Answer,
+    connection_error,
+    error_for_answer,
+    os_reason,
+    request_id_of,
+)
 from ._models import RetryPolicy
 from ._telemetry import Recorder
 from ._version import __version__
 from .errors import (
-    APIConnectionError,
-    APIError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
     KetchupError,
     NotFoundError,
-    RateLimitError,
     ServerError,
 )
 
-__all__ = [
-    "REQUEST_ID_HEADERS",
-    "USER_AGENT",
-    "Answer",
-    "Transport",
-    "connection_error",
-    "error_for_answer",
-    "error_for_response",
-    "request_id_of",
-]
+__all__ = ["USER_AGENT", "Transport"]
 
 logger = logging.getLogger("ketchup_async")
 
@@ -70,80 +61,8 @@ USER_AGENT = (
 
 Sleep = Callable[[float], Awaitable[None]]
 
-_STATUS_ERRORS: dict[int, type[APIError]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    404: NotFoundError,
-    429: RateLimitError,
-}
-
 # Failures before the request could have left this machine: always safe to retry.
 _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
-
-
-def _envelope(body: bytes) -> Mapping[str, Any] | None:
-    try:
-        decoded = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return decoded if isinstance(decoded, dict) else None
-
-
-def error_for_response(
-    status: int,
-    body: bytes,
-    *,
-    request_id: str | None = None,
-    retry_after: float | None = None,
-    not_found: type[NotFoundError] = NotFoundError,
-) -> APIError:
-    """Map an error response (status and raw body) to the error tree.
-
-    An HTML or otherwise non-JSON body (a proxy's 502 page) becomes a ``ServerError`` for 5xx
-    and the status's own class otherwise, with a short description instead of the page.
-    """
-    envelope = _envelope(body)
-    code: int | None = None
-    detail: str | None = None
-    if envelope is None:
-        snippet = body[:80].decode("utf-8", "replace").strip().replace("\n", " ")
-        message = f"non-JSON response body ({len(body)} bytes): {snippet!r}"
-    else:
-        raw_code = envelope.get("code")
-        code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
-        raw_message = envelope.get("message")
-        message = raw_message if isinstance(raw_message, str) else f"HTTP {status}"
-        raw_detail = envelope.get("detail")
-        detail = raw_detail if isinstance(raw_detail, str) else None
-    cls: type[APIError]
-    if status >= 500:
-        cls = ServerError
-    elif status == 404:
-        cls = not_found
-    else:
-        cls = _STATUS_ERRORS.get(status, APIError)
-    kwargs: dict[str, Any] = {
-        "status_code": status,
-        "code": code,
-        "detail": detail,
-        "request_id": request_id,
-    }
-    if cls is RateLimitError:
-        return RateLimitError(message, retry_after=retry_after, **kwargs)
-    return cls(message, **kwargs)
-
-
-#: Response headers that may carry a request id, read in this order.
-REQUEST_ID_HEADERS = ("X-Request-Id", "Request-Id", "X-Trace-Id", "CF-Ray")
-
-
-def request_id_of(headers: Mapping[str, str]) -> str | None:
-    """The first request id found in ``REQUEST_ID_HEADERS``, or None."""
-    for name in REQUEST_ID_HEADERS:
-        value = headers.get(name)
-        if value:
-            return value[:200]
-    return None
 
 
 class _Bearer(str):
@@ -157,36 +76,6 @@ class _Bearer(str):
 
     def __repr__(self) -> str:
         return "'Bearer ***'"
-
-
-@attrs.frozen
-class Answer:
-    """One attempt's outcome: an HTTP answer, or why there was none.
-
-    Attributes:
-        status: The HTTP status, or None when no answer arrived.
-        body: The raw body (empty without an answer).
-        request_id: The server's request id, if it sent one.
-        retry_after: The parsed ``Retry-After``, if any.
-        on_wire: Without an answer: whether any byte of the request may have left.
-        timed_out: Without an answer: whether it was a timeout.
-        reason: Without an answer: a short description (the exception's class name).
-        os_reason: Without an answer: the operating system's words, when it said
-            ("connection refused").
-    """
-
-    status: int | None
-    body: bytes = b""
-    request_id: str | None = None
-    retry_after: float | None = None
-    on_wire: bool = True
-    timed_out: bool = False
-    reason: str = ""
-    os_reason: str | None = None
-
-    def envelope(self) -> Mapping[str, Any] | None:
-        """The decoded JSON object body, or None."""
-        return _envelope(self.body)
 
 
 @attrs.define(eq=False)
@@ -344,7 +233,7 @@ class Transport:
                     self._log(method, path, "connect error", started, attempt)
                     call.failure = type(exc).__name__
                     return Answer(
-                        None, on_wire=False, reason=type(exc).__name__, os_reason=_os_reason(exc)
+                        None, on_wire=False, reason=type(exc).__name__, os_reason=os_reason(exc)
                     )
                 except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                     timed_out = isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError))
@@ -355,7 +244,7 @@ class Transport:
                         None,
                         timed_out=timed_out,
                         reason=type(exc).__name__,
-                        os_reason=_os_reason(exc),
+                        os_reason=os_reason(exc),
                     )
             request_id = request_id_of(headers)
             self._log(method, path, status, started, attempt, request_id)
@@ -389,52 +278,3 @@ class Transport:
                 attempt,
                 f", request id {request_id}" if request_id else "",
             )
-
-
-def error_for_answer(answer: Answer, *, not_found: type[NotFoundError] = NotFoundError) -> APIError:
-    """``error_for_response`` for an ``Answer`` that has a status."""
-    assert answer.status is not None
-    return error_for_response(
-        answer.status,
-        answer.body,
-        request_id=answer.request_id,
-        retry_after=answer.retry_after,
-        not_found=not_found,
-    )
-
-
-def connection_error(
-    method: str, path: str, answer: Answer, base_url: str, *, idempotent: bool
-) -> APIConnectionError:
-    """The error for an attempt without an answer.
-
-    ``may_have_been_processed`` is True only for a non-idempotent request (a submit) whose
-    bytes may have left this machine.
-    """
-    why = answer.os_reason or answer.reason
-    if not answer.on_wire:
-        return APIConnectionError(
-            f"could not connect to {base_url}: {why}",
-            may_have_been_processed=False,
-            reason=answer.os_reason,
-        )
-    cls: type[APIConnectionError] = APITimeoutError if answer.timed_out else APIConnectionError
-    what = "timed out" if answer.timed_out else f"failed: {why}"
-    return cls(
-        f"{method} {path} {what}", may_have_been_processed=not idempotent, reason=answer.os_reason
-    )
-
-
-def _os_reason(error: BaseException | None) -> str | None:
-    """The operating system's words ("connection refused") found in an exception chain."""
-    for _ in range(8):
-        if error is None:
-            return None
-        if isinstance(error, OSError):
-            if error.errno is not None and error.errno > 0:
-                return os.strerror(error.errno).lower()
-            if isinstance(error.strerror, str) and error.strerror:
-                return error.strerror.lower()
-        nested = getattr(error, "os_error", None)  # aiohttp's ClientConnectorError
-        error = nested if isinstance(nested, OSError) else (error.__cause__ or error.__context__)
-    return None

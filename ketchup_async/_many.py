@@ -33,17 +33,15 @@ from collections.abc import (
     Iterable,
     MutableSet,
 )
-from decimal import Decimal
 from typing import Protocol, TypeVar
 
 import attrs
 
 from . import _validate
-from ._budget import BudgetDecision, CreditBudget
 from ._jobs import Job
 from ._models import GenerateRequest, ManyProgress, Outcome, SubmitHooks
+from ._spending import RunBudget
 from .errors import (
-    APIConnectionError,
     BudgetExceededError,
     ClientClosedError,
     KetchupError,
@@ -109,10 +107,6 @@ def _outcome(job: Job, index: int, request: GenerateRequest) -> Outcome:
     return Outcome(request, job.task_id, error=error, index=index)
 
 
-def _maybe_charged(error: KetchupError) -> bool:
-    return isinstance(error, APIConnectionError) and error.may_have_been_processed
-
-
 def _chain(
     first: Callable[[], None], then: Callable[[], Awaitable[None]] | None
 ) -> Callable[[], Awaitable[None]]:
@@ -136,7 +130,6 @@ class ManyRun:
         *,
         hooks: HooksFor | None,
         on_progress: ProgressHook | None,
-        budget: CreditBudget | None = None,
     ) -> None:
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, (Iterable, AsyncIterable)):
             # A lone prompt would be iterated character by character: one paid job per letter.
@@ -165,8 +158,7 @@ class ManyRun:
         self._stopping = False
         self._waiting = False  # the caller is inside __anext__, waiting for an outcome
         self._logged: set[str] = set()
-        self._budget = budget
-        self._settled = asyncio.Event()  # a reserved job settled: the budget may have room
+        self._budget: RunBudget | None = None
 
     # -- the caller's side ------------------------------------------------------------------
 
@@ -237,7 +229,8 @@ class ManyRun:
         entry = self._in_flight.pop(index, None)
         if entry is None:
             return
-        self._settle(index, entry[0])
+        if self._budget is not None:
+            self._budget.job_ended(index, entry[0])
         if entry[0].cancelled():  # cancelled by someone else: no outcome, free its slot
             self._slots.release()
             self._wakeup.set()
@@ -275,7 +268,8 @@ class ManyRun:
             )
         except KetchupError as exc:
             task_id = exc.task_id if isinstance(exc, ClientClosedError) else None
-            self._unsent(index, charged=task_id is not None or _maybe_charged(exc))
+            if self._budget is not None:
+                self._budget.submit_failed(index, exc)
             self._emit(Outcome(request, task_id, error=exc, index=index))
             return
         except Exception as exc:  # a hook failed (e.g. the journal): end the iteration with it
@@ -305,7 +299,8 @@ class ManyRun:
             except ValidationError as exc:
                 self._emit(Outcome(None, None, error=exc, index=index))
                 continue
-            if self._budget is not None and not await self._admit(index, request):
+            model = request.model or self._client.model
+            if self._budget is not None and not await self._budget.admit(index, model):
                 error = BudgetExceededError(self._budget.limit)
                 self._emit(Outcome(request, None, error=error, index=index))
                 continue
@@ -315,43 +310,10 @@ class ManyRun:
             self._submitting[index] = task
             task.add_done_callback(functools.partial(self._submit_ended, index))
 
-    # -- the credit budget (generate_many(max_credits=...)) ----------------------------------
-
-    async def _admit(self, index: int, request: GenerateRequest) -> bool:
-        """Reserve this input's price if it fits; wait while a job in flight may make room."""
-        assert self._budget is not None
-        model = request.model or self._client.model
-        while True:
-            decision = self._budget.decide(model)
-            if decision is BudgetDecision.GO:
-                self._budget.reserve(index, model)
-                return True
-            if decision is BudgetDecision.STOP:
-                return False
-            self._settled.clear()
-            await self._settled.wait()
-
-    def _settle(self, index: int, job: Job) -> None:
-        if self._budget is None:
-            return
-        error = None if job.cancelled() else job.exception()
-        if job.cancelled() or (error is not None and not isinstance(error, TaskFailedError)):
-            self._budget.hold(index)  # it may have cost something and will never say what
-        elif isinstance(error, TaskFailedError):
-            consumed = error.consumed if isinstance(error.consumed, Decimal) else None
-            self._budget.settle(index, consumed, failed=True)
-        else:
-            self._budget.settle(index, job.result().consumed)
-        self._settled.set()
-
-    def _unsent(self, index: int, *, charged: bool) -> None:
-        if self._budget is None:
-            return
-        if charged:
-            self._budget.hold(index)
-        else:
-            self._budget.release(index)
-        self._settled.set()
+    def limit_spend(self, max_credits: object, price: object) -> None:
+        """Never submit an input that could push spend past ``max_credits`` (None: no limit)."""
+        if max_credits is not None:
+            self._budget = RunBudget(max_credits, price)
 
     async def _finish(self) -> None:
         # A submit on the wire may be charged: let it finish. One only waiting is cancelled.

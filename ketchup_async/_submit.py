@@ -29,18 +29,18 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _retry
+from ._answers import Answer, connection_error, error_for_answer
 from ._converter import structure_submit
-from ._http import Answer, Transport, connection_error, error_for_answer
+from ._endpoints import SUBMIT_PATH
+from ._http import Transport
 from ._models import RetryPolicy, SubmitHooks
 from ._retry import SubmitVerdict
 from ._submit_rate import SubmitController
 from .errors import APIConnectionError, ClientClosedError, KetchupError, ValidationError
 
-__all__ = ["SUBMIT_PATH", "SubmitGate", "Submitter"]
+__all__ = ["SubmitGate", "Submitter"]
 
 logger = logging.getLogger("ketchup_async")
-
-SUBMIT_PATH = "/api/image/gen"
 
 
 class SubmitGate:

@@ -39,7 +39,6 @@ Every error carries its context as attributes; none of them ever contains the AP
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Mapping
 
 __all__ = [
@@ -238,37 +237,23 @@ class BudgetExceededError(KetchupError):
         super().__init__(f"not submitted: it could push spend past the budget of {max_credits}")
 
 
-class _JobTimeout(KetchupError):
+class JobTimeoutError(KetchupError, asyncio.TimeoutError):
+    """``Job.wait(timeout)`` (or ``generate(timeout=)``) gave up waiting; the job goes on.
+
+    The task keeps being tracked: wait again, or ``client.track(task_id)`` later. Also an
+    ``asyncio.TimeoutError`` (``TimeoutError`` since Python 3.11), as a bare timeout was before.
+
+    Attributes:
+        task_id: The task waited for.
+        timeout: The seconds waited.
+    """
+
     def __init__(self, task_id: str, timeout: float | None) -> None:
         self.task_id = task_id
         self.timeout = timeout
         super().__init__(
             f"task {task_id} did not finish within {timeout} s (it is still being tracked)"
         )
-
-
-if sys.version_info >= (3, 11):
-
-    class JobTimeoutError(_JobTimeout, TimeoutError):
-        """``Job.wait(timeout)`` (or ``generate(timeout=)``) gave up waiting; the job goes on.
-
-        The task keeps being tracked: wait again, or ``client.track(task_id)`` later. Also a
-        ``TimeoutError`` (``asyncio.TimeoutError``), as a bare timeout was before.
-
-        Attributes:
-            task_id: The task waited for.
-            timeout: The seconds waited.
-        """
-
-else:  # pragma: no cover - asyncio.TimeoutError is its own class before Python 3.11
-
-    class JobTimeoutError(_JobTimeout, TimeoutError, asyncio.TimeoutError):
-        """``Job.wait(timeout)`` (or ``generate(timeout=)``) gave up waiting; the job goes on.
-
-        Attributes:
-            task_id: The task waited for.
-            timeout: The seconds waited.
-        """
 
 
 class JobDeadlineError(KetchupError):

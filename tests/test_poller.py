@@ -103,7 +103,7 @@ async def test_poller_slows_down_when_rate_limited() -> None:
         policy = PollPolicy(min_interval=0.01, max_interval=0.05, rate=2000, expected_duration=0.02)
         async with make_client(server, polling=policy) as client:
             outcomes = [o async for o in client.generate_many([f"p{i}" for i in range(150)])]
-            final_rate = client._poller.rate.rate if client._poller else 0.0
+            final_rate = client.stats().query_budget or 0.0
         assert all(o.ok for o in outcomes)
         queries = sum(server.stats.polls.values())
         assert server.stats.rate_limited < queries * 0.25

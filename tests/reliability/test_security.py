@@ -90,7 +90,7 @@ async def test_key_never_appears_in_debug_logs_reprs_or_errors(
         await client.download(result.images[0], tmp_path / "one")
         faulty.submit_faults = Faults()  # one submit is never retried once sent: make it land
         job = await client.submit("one more")
-        texts += [repr(client), repr(job), repr(client._transport), repr(client._poller)]
+        texts += [repr(client), repr(job), repr(client._engine)]
         faulty.revoke_key(API_KEY)  # the last error: a 401 for every pending job
         with pytest.raises(KetchupError) as revoked:
             await job
@@ -186,7 +186,7 @@ async def test_webhook_token_compared_in_constant_time_and_never_logged(
         try:
             base = f"http://127.0.0.1:{runner.addresses[0][1]}"
             good_url = receiver.callback_url(base)
-            session = client._open()[0].session
+            session = client._open().transport.session
             async with session.post(f"{base}/ketchup/callback/{wrong}", data=b"{}") as response:
                 assert response.status == 404
             async with session.post(good_url, data=b"not json") as response:
