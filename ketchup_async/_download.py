@@ -17,7 +17,6 @@ import contextlib
 import logging
 import os
 import random
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -41,7 +40,6 @@ __all__ = [
     "MAX_REDIRECTS",
     "Downloader",
     "extension_for",
-    "safe_name",
 ]
 
 logger = logging.getLogger("ketchup_async")
@@ -61,29 +59,8 @@ _TYPES = {
     "image/gif": ".gif",
     "image/avif": ".avif",
 }
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-# Device names Windows refuses as file names, whatever the extension.
-_RESERVED = frozenset(
-    {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
-)
 # Statuses of the image host worth another attempt.
 _RETRY_STATUSES = frozenset({408, 425, 429})
-
-
-def safe_name(text: str, *, max_len: int = 100) -> str:
-    """A file name made from ``text`` that cannot leave its directory or hide itself.
-
-    Only ASCII letters, digits, ``.``, ``_`` and ``-`` are kept (runs of anything else become
-    one ``_``); leading and trailing dots and underscores are dropped, so the result is never
-    ``.``, ``..`` or a hidden file; Windows device names get a ``_`` prefix; an empty result
-    becomes ``image``.
-    """
-    name = _UNSAFE.sub("_", text).strip("._")[: max(1, max_len)].strip("._")
-    if not name:
-        return "image"
-    if name.split(".", 1)[0].upper() in _RESERVED:
-        name = f"_{name}"[: max(1, max_len)]
-    return name
 
 
 def extension_for(content_type: str | None, head: bytes) -> str | None:

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from hypothesis import given
-from hypothesis import strategies as st
 
 from ketchup_async import DownloadError, ImageResult, KetchupClient, RetryPolicy, ValidationError
 from ketchup_async._addresses import HostAllowList
-from ketchup_async._download import Downloader, extension_for, safe_name
+from ketchup_async._download import Downloader, extension_for
 from ketchup_async.testing import FakeKetchupServer, make_png
 
 pytestmark = pytest.mark.anyio
@@ -271,44 +269,6 @@ async def test_a_bad_data_uri_is_a_download_error(tmp_path: Path, uri: str, mess
     with pytest.raises(DownloadError, match=message):
         await _get(uri, tmp_path / "x")
     assert _leftovers(tmp_path) == []
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("../../etc/passwd", "etc_passwd"),
-        ("a\x00b", "a_b"),
-        ("", "image"),
-        ("...", "image"),
-        ("/", "image"),
-        (".hidden", "hidden"),
-        ("CON", "_CON"),
-        ("nul.txt", "_nul.txt"),
-        ("caf\u00e9 au lait", "caf_au_lait"),
-        ("line 42", "line_42"),
-    ],
-)
-def test_safe_name_examples(text: str, expected: str) -> None:
-    """Hostile names become plain, visible file names."""
-    assert safe_name(text) == expected
-
-
-def test_safe_name_caps_very_long_names() -> None:
-    """A 10,000-character id gives a name of at most max_len characters."""
-    assert len(safe_name("x" * 10_000)) == 100
-    assert len(safe_name("y" * 500, max_len=20)) == 20
-
-
-@given(st.text(max_size=300))
-def test_safe_name_never_escapes(text: str) -> None:
-    """Whatever the input: a non-empty plain name, no separator, no leading dot."""
-    name = safe_name(text)
-    assert 0 < len(name) <= 100
-    assert "/" not in name
-    assert "\\" not in name
-    assert "\x00" not in name
-    assert not name.startswith(".")
-    assert name not in (".", "..")
 
 
 @pytest.mark.parametrize(

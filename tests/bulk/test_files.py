@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ketchup_async import ImageResult, KetchupClient
-from ketchup_async.bulk._files import download_result, file_stem, files_missing
+from ketchup_async.bulk._files import download_result, file_stem, files_missing, safe_name
 from ketchup_async.testing import FakeKetchupServer
 
 from ..conftest import API_KEY, SCALE, make_client
@@ -98,3 +100,41 @@ def test_files_missing(tmp_path: Path) -> None:
     assert files_missing(tmp_path, ["a.png"], 2)
     assert files_missing(tmp_path, ["a.png", "gone.png"], 2)
     assert not files_missing(tmp_path, [], 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("../../etc/passwd", "etc_passwd"),
+        ("a\x00b", "a_b"),
+        ("", "image"),
+        ("...", "image"),
+        ("/", "image"),
+        (".hidden", "hidden"),
+        ("CON", "_CON"),
+        ("nul.txt", "_nul.txt"),
+        ("caf\u00e9 au lait", "caf_au_lait"),
+        ("line 42", "line_42"),
+    ],
+)
+def test_safe_name_examples(text: str, expected: str) -> None:
+    """Hostile names become plain, visible file names."""
+    assert safe_name(text) == expected
+
+
+def test_safe_name_caps_very_long_names() -> None:
+    """A 10,000-character id gives a name of at most max_len characters."""
+    assert len(safe_name("x" * 10_000)) == 100
+    assert len(safe_name("y" * 500, max_len=20)) == 20
+
+
+@given(st.text(max_size=300))
+def test_safe_name_never_escapes(text: str) -> None:
+    """Whatever the input: a non-empty plain name, no separator, no leading dot."""
+    name = safe_name(text)
+    assert 0 < len(name) <= 100
+    assert "/" not in name
+    assert "\\" not in name
+    assert "\x00" not in name
+    assert not name.startswith(".")
+    assert name not in (".", "..")

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from ketchup_async import CallbackPayload, RetryPolicy, TaskStatus, ValidationError, _validate
-from ketchup_async._download import safe_name
 from ketchup_async._retry import retry_delay
 from ketchup_async.bulk import _sql as db
+from ketchup_async.bulk._files import safe_name
 from ketchup_async.bulk._states import (
     FINAL_STATES,
     InvalidTransitionError,
