@@ -9,11 +9,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 from .. import (
     AuthenticationError,
     BulkError,
     BulkInput,
+    BulkOptions,
     BulkProgress,
     BulkSummary,
     ClientStats,
@@ -133,6 +135,17 @@ def _inputs(count: int) -> str:
     return f"{count:,} input is" if count == 1 else f"{count:,} inputs are"
 
 
+def _run_options(args: argparse.Namespace, **extra: Any) -> BulkOptions:
+    """The run's ``BulkOptions`` from the flags ``generate`` and ``resume`` share."""
+    return BulkOptions(
+        concurrency=args.concurrency,
+        download=args.download,
+        max_credits=args.max_credits,
+        price=args.price,
+        **extra,
+    )
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     """``ketchup generate INPUT --out DIR``."""
     key = read_api_key(args)
@@ -145,17 +158,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     def work(
         client: KetchupClient, progress: Callable[[BulkProgress], None]
     ) -> Awaitable[BulkSummary]:
-        return run_bulk(
-            client,
-            read(),
-            out_dir,
-            concurrency=args.concurrency,
-            download=args.download,
-            progress=progress,
-            reuse=args.reuse,
-            max_credits=args.max_credits,
-            price=args.price,
-        )
+        run = _run_options(args, progress=progress, reuse=args.reuse)
+        return run_bulk(client, read(), out_dir, run)
 
     return run_bulk_command(
         out_dir,
@@ -175,16 +179,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     def work(
         client: KetchupClient, progress: Callable[[BulkProgress], None]
     ) -> Awaitable[BulkSummary]:
-        return resume_bulk(
-            client,
-            out_dir,
-            concurrency=args.concurrency,
-            download=args.download,
-            resubmit_uncertain=args.resubmit_uncertain,
-            progress=progress,
-            max_credits=args.max_credits,
-            price=args.price,
-        )
+        run = _run_options(args, progress=progress, resubmit_uncertain=args.resubmit_uncertain)
+        return resume_bulk(client, out_dir, run)
 
     return run_bulk_command(
         out_dir,
