@@ -23,7 +23,7 @@ from ketchup_async import (
 from ketchup_async.errors import BudgetExceededError
 from ketchup_async.testing import FakeKetchupServer
 
-from .conftest import API_KEY, make_client
+from .conftest import API_KEY, SCALE, make_client
 
 pytestmark = pytest.mark.anyio
 
@@ -327,3 +327,24 @@ async def test_bad_budget_options_name_the_field(
             client.generate_many(["p"], **options)  # type: ignore[arg-type]
     assert info.value.field == field
     assert not server.stats.requests
+
+
+async def test_max_credits_holds_with_failures_and_a_break() -> None:
+    """Failed tasks and a consumer that breaks early never let more tasks exist than fit."""
+    async with FakeKetchupServer(
+        api_keys=(API_KEY,), time_scale=SCALE, seed=11, failure_rate=0.3
+    ) as server:
+        async with make_client(server) as client:
+            taken = 0
+            outcomes = client.generate_many(
+                [f"fail or not {i}" for i in range(40)], max_credits=3, price="0.5"
+            )
+            async for _ in outcomes:
+                taken += 1
+                if taken == 4:
+                    break
+        # What the server will charge for every task it created (failures cost nothing here),
+        # including the ones still rendering when the loop broke off.
+        charged = sum(0.5 for task in server.tasks.values() if task.outcome == "success")
+    assert taken == 4
+    assert charged <= 3.0
