@@ -34,6 +34,11 @@ UserWarning
 ```
 
 Every error carries its context as attributes; none of them ever contains the API key.
+
+Every exception a caller of the library can meet lives here. Private control-flow signals that
+are raised and caught within one module and never reach a caller (the bulk runner's
+``_HookFailed`` / ``_Stopping``, the console script's ``UsageError`` / ``Interrupted``) stay
+beside the code that uses them.
 """
 
 from __future__ import annotations
