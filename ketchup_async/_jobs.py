@@ -50,7 +50,7 @@ class StatusCell:
 
     def __init__(self, status: TaskStatus = TaskStatus.PENDING) -> None:
         self._status = status
-        self._followers: list[_Follower] = []
+        self._followers: list[_Follower] | None = None  # made on the first follow(): memory
 
     @property
     def status(self) -> TaskStatus:
@@ -62,19 +62,21 @@ class StatusCell:
         if value is self._status:
             return
         self._status = value
-        for follower in self._followers:
+        for follower in self._followers or ():
             follower.latest = value
             follower.wake.set()
 
     def follow(self) -> _Follower:
         """Start handing status changes to a new follower."""
         follower = _Follower()
+        if self._followers is None:
+            self._followers = []
         self._followers.append(follower)
         return follower
 
     def unfollow(self, follower: _Follower) -> None:
         """Stop handing status changes to ``follower``."""
-        if follower in self._followers:
+        if self._followers is not None and follower in self._followers:
             self._followers.remove(follower)
 
 
