@@ -57,7 +57,7 @@ async def _post_trickled(port: int, path: str) -> tuple[bytes, float]:
 async def _serving(receiver: WebhookReceiver) -> AsyncIterator[int]:
     app = web.Application()
     receiver.add_to(app)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
