@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 
 import pytest
 
@@ -25,23 +24,24 @@ async def _submit_all(client: KetchupClient, count: int) -> list[Job]:
 
 
 @pytest.mark.slow
-async def test_six_hundred_jobs_at_once_resolve_soon_after_they_finish() -> None:
-    """600 jobs at once, default PollPolicy: lag p50 within a few min_intervals, not 30 s."""
-    # A coarser clock than SCALE: at 0.01, 1,500 queries in 0.3 s real measure the CPU.
+async def test_six_hundred_jobs_at_once_get_a_budget_that_follows_demand() -> None:
+    """600 jobs at once, default PollPolicy: the budget is one query per job per min_interval.
+
+    (What that buys in lag is measured by ``make bench``, not here: a timed assertion would
+    measure the machine. The old fixed 10 queries/s made 600 jobs wait 34 s.)
+    """
     scale = 0.05
+    policy = PollPolicy().scaled(scale)
     async with FakeKetchupServer(api_keys=(API_KEY,), time_scale=scale, seed=5) as server:
-        async with make_client(
-            server, polling=PollPolicy().scaled(scale), retry=RetryPolicy().scaled(scale)
-        ) as client:
+        async with make_client(server, polling=policy, retry=RetryPolicy().scaled(scale)) as client:
             jobs = await _submit_all(client, 600)
-            done = await asyncio.gather(*(_resolved_at(job) for job in jobs))
-        tasks = server.tasks
-        completed = [tasks[job.task_id].completed_at for job in jobs]
-        lags = [(at - end) / scale for at, end in zip(done, completed, strict=True)]
-    # The schedule alone gives ~1.5 API s (more on a busy machine: the fake shares the CPU);
-    # the old fixed 10 queries/s gave a p50 of 34 s and a max of 60 s here.
-    assert statistics.median(lags) < 10.0 * PollPolicy().min_interval
-    assert max(lags) < 2.0 * PollPolicy().max_interval
+            await jobs[0]  # answered by a query the poller paced with hundreds pending
+            budget = client.stats().query_budget
+            results = await asyncio.gather(*jobs)
+    assert len(results) == 600
+    assert budget is not None
+    # Demand is what the pending jobs can use: hundreds per min_interval, not a fixed 10/s.
+    assert budget * policy.min_interval >= 100
 
 
 async def test_default_budget_finds_a_query_limit_in_one_storm() -> None:
