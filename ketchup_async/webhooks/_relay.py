@@ -42,6 +42,10 @@ logger = logging.getLogger("ketchup_async")
 
 #: The default stream key.
 DEFAULT_STREAM = "ketchup:callbacks"
+#: How long one read of the stream blocks (ms): also how long ``aclose()`` waits for it.
+_BLOCK_MS = 500
+#: Seconds any Redis command may take before the connection counts as lost.
+_SOCKET_TIMEOUT = 10.0
 _SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -115,6 +119,7 @@ class RedisRelay:
     _last_id: str | None = attrs.field(default=None, init=False, repr=False)
     _down: bool = attrs.field(default=False, init=False, repr=False)
     _ready: asyncio.Event | None = attrs.field(default=None, init=False, repr=False)
+    _stopping: bool = attrs.field(default=False, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         try:
@@ -149,12 +154,17 @@ class RedisRelay:
         import redis.asyncio as aioredis
 
         self._deliver = deliver
-        self._redis = aioredis.from_url(self.url, socket_connect_timeout=5.0)
+        self._stopping = False
+        # No command may wait forever: a read blocks at most _BLOCK_MS, far below the timeout.
+        self._redis = aioredis.from_url(
+            self.url, socket_connect_timeout=5.0, socket_timeout=_SOCKET_TIMEOUT
+        )
         self._ready = asyncio.Event()
         self._reader = asyncio.get_running_loop().create_task(
             self._read(), name="ketchup-async webhook relay"
         )
-        await self._ready.wait()
+        with contextlib.suppress(asyncio.TimeoutError):  # unreachable: it keeps trying
+            await asyncio.wait_for(self._ready.wait(), _SOCKET_TIMEOUT)
 
     async def publish(self, body: bytes) -> bool:
         """Hand one callback body to the other workers; False if Redis is unreachable."""
@@ -175,16 +185,23 @@ class RedisRelay:
         return True
 
     async def aclose(self) -> None:
-        """Stop reading and close the connection."""
+        """Stop reading and close the connection (bounded: a few seconds at most).
+
+        The reader is asked to stop and ends after its current read (at most ``_BLOCK_MS``);
+        it is cancelled only if it does not: cancelling redis-py in the middle of a blocking
+        read can leave its connection waiting forever.
+        """
         reader, self._reader = self._reader, None
+        self._stopping = True
         if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            _, running = await asyncio.wait({reader}, timeout=2.0 * _BLOCK_MS / 1000 + 1.0)
+            if running:
+                reader.cancel()
+                await asyncio.wait(running, timeout=1.0)
         redis, self._redis = self._redis, None
         if redis is not None:
             with contextlib.suppress(Exception):
-                await redis.aclose()
+                await asyncio.wait_for(redis.aclose(), 2.0)
 
     # -- the reader ------------------------------------------------------------------------
 
@@ -212,13 +229,13 @@ class RedisRelay:
     async def _read(self) -> None:
         assert self._ready is not None
         delay = self.backoff[0]
-        while True:
+        while not self._stopping:
             try:
                 if self._last_id is None:
                     self._last_id = await self._position()
                 self._came_back()
                 self._ready.set()
-                entries = await self._redis.xread({self.stream: self._last_id}, block=1000)
+                entries = await self._redis.xread({self.stream: self._last_id}, block=_BLOCK_MS)
                 delay = self.backoff[0]
             except asyncio.CancelledError:
                 raise

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import pytest
 
 from ketchup_async import Job, PollPolicy
@@ -186,3 +187,32 @@ def test_relay_repr_masks_the_password() -> None:
     relay = RedisRelay("redis://:s3cret-pass@127.0.0.1:6379/0")
     assert "s3cret-pass" not in repr(relay)
     assert "***" in repr(relay)
+
+
+async def test_a_redis_that_never_answers_cannot_hang_start_or_aclose(
+    server: FakeKetchupServer, stream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that accepts and never answers: start() and aclose() still end, bounded."""
+    from ketchup_async.webhooks import _relay
+
+    monkeypatch.setattr(_relay, "_SOCKET_TIMEOUT", 0.3)
+    accepted: list[asyncio.StreamWriter] = []
+
+    def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # read nothing, answer nothing
+
+    silent = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    started = time.monotonic()
+    try:
+        async with make_client(server) as client:
+            relay = RedisRelay(f"redis://127.0.0.1:{port}/0", stream=stream, backoff=(0.05, 0.1))
+            with anyio.fail_after(20):  # a regression fails here instead of hanging the suite
+                async with WebhookReceiver(client, tokens=[new_token()], relay=relay):
+                    pass
+    finally:
+        for writer in accepted:
+            writer.close()
+        silent.close()
+        await silent.wait_closed()
+    assert time.monotonic() - started < 6.0
