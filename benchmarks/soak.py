@@ -75,8 +75,13 @@ async def run_soak(
     query_limit: float = 3.0,
     submit_limit: float = 1.5,
     progress: bool = False,
+    submit_faults: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Run the soak and return its accounting summary (see the module docstring)."""
+    """Run the soak and return its accounting summary (see the module docstring).
+
+    ``submit_faults`` replaces ``SUBMIT_FAULTS`` (a short run needs higher rates for every
+    kind to fire).
+    """
     latency = timeout * 2.0
     server = FakeKetchupServer(
         api_keys=(API_KEY,),
@@ -86,7 +91,9 @@ async def run_soak(
         query_rate_limit=query_limit,
         submit_rate_limit=submit_limit,
         retry_after=1.0,
-        submit_faults=Faults(**SUBMIT_FAULTS, latency=LATENCY_RATE, latency_seconds=latency),
+        submit_faults=Faults(
+            **(submit_faults or SUBMIT_FAULTS), latency=LATENCY_RATE, latency_seconds=latency
+        ),
         query_faults=Faults(**QUERY_FAULTS, latency=LATENCY_RATE, latency_seconds=latency),
     )
     prompts = [f"soak job {i}" for i in range(jobs)]
