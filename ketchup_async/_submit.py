@@ -213,7 +213,8 @@ class Submitter:
         self._orphans.discard(attempt_task)
         if attempt_task.cancelled() or attempt_task.exception() is not None:
             return
-        task_id, verdict = _classify(attempt_task.result())
+        answer = attempt_task.result()
+        task_id, verdict = _classify(answer)
         if task_id is not None:
             logger.warning(
                 "a submit was cancelled while on the wire; the API created task %s (it may be "
@@ -224,7 +225,7 @@ class Submitter:
             logger.warning(
                 "a submit was cancelled while on the wire and its answer does not say whether "
                 "a task was created (HTTP %s): it may be charged",
-                attempt_task.result().status,
+                answer.status,
             )
 
     def _error(self, answer: Answer, verdict: SubmitVerdict) -> KetchupError:

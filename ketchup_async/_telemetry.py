@@ -125,6 +125,11 @@ class HttpCall:
             otel_context.detach(self._token)  # type: ignore[arg-type]
         self._recorder.end_call(self, exc)
 
+    @property
+    def recording(self) -> bool:
+        """Whether a span records this request (else noting details is wasted work)."""
+        return self.span is not None and bool(self.span.is_recording())
+
     def done(self, data: T) -> T:
         """Note the task id of a submit's answer; return ``data`` unchanged."""
         if self.operation == "submit" and isinstance(data, Mapping):
