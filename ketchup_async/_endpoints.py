@@ -68,7 +68,6 @@ async def query_task(transport: Transport, task_id: str, *, retries: bool = True
         "GET",
         QUERY_PATH,
         params={"task_id": task_id},
-        idempotent=True,
         retries=retries,
         not_found=TaskNotFoundError,
     )

@@ -132,7 +132,6 @@ class Transport:
         *,
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
-        idempotent: bool = True,
         retries: bool = True,
         not_found: type[NotFoundError] = NotFoundError,
     ) -> Any:
@@ -146,7 +145,6 @@ class Transport:
             path: Path under the base URL.
             params: Query parameters.
             json_body: JSON body, if any.
-            idempotent: Must be True (kept for callers that say so explicitly).
             retries: False to make exactly one attempt (the poller schedules its own retries).
             not_found: The class for a 404 (``TaskNotFoundError`` for a query).
 
@@ -154,8 +152,6 @@ class Transport:
             APIError: The API answered with an error (after retries, where retryable).
             APIConnectionError: No usable answer.
         """
-        if not idempotent:
-            raise ValueError("submits go through Submitter, not Transport.request")
         attempts = (self.retry.max_retries if retries else 0) + 1
         for attempt in range(attempts):
             answer = await self.send(

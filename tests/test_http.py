@@ -108,7 +108,7 @@ async def test_401_on_query_has_code_401(
     http = transport(session, server.base_url, [])
     http.set_api_key("dk-wrong")
     with pytest.raises(AuthenticationError) as exc:
-        await http.request("GET", "/api/task/query", params={"task_id": "ta1"}, idempotent=True)
+        await http.request("GET", "/api/task/query", params={"task_id": "ta1"})
     assert (exc.value.status_code, exc.value.code) == (401, 401)
 
 
@@ -122,7 +122,6 @@ async def test_404_maps_to_task_not_found(
             "GET",
             "/api/task/query",
             params={"task_id": "ta-nope"},
-            idempotent=True,
             not_found=TaskNotFoundError,
         )
     assert (exc.value.code, exc.value.message) == (1, "task not found")
@@ -136,7 +135,7 @@ async def test_500_maps_to_server_error_after_retries(
     sleeps: list[float] = []
     http = transport(session, server.base_url, sleeps)
     with pytest.raises(ServerError) as exc:
-        await http.request("GET", "/api/task/query", params={"task_id": "ta1"}, idempotent=True)
+        await http.request("GET", "/api/task/query", params={"task_id": "ta1"})
     assert exc.value.status_code == 500
     assert server.stats.requests[("query", 500)] == 4
     assert len(sleeps) == 3
@@ -149,7 +148,7 @@ async def test_html_502_maps_to_server_error(
     server.query_faults = Faults(html_502=1.0)
     http = transport(session, server.base_url, [], retries=0)
     with pytest.raises(ServerError) as exc:
-        await http.request("GET", "/api/task/query", params={"task_id": "ta1"}, idempotent=True)
+        await http.request("GET", "/api/task/query", params={"task_id": "ta1"})
     assert exc.value.status_code == 502
     assert "non-JSON" in exc.value.message
     assert exc.value.code is None
@@ -177,7 +176,7 @@ async def test_429_after_retries_is_rate_limit_error(
     script, url = scripted
     script.replies = [(429, {"code": 1, "message": "slow down"}, {"Retry-After": "2"})] * 3
     with pytest.raises(RateLimitError) as exc:
-        await transport(session, url, [], retries=2).request("GET", "/q", idempotent=True)
+        await transport(session, url, [], retries=2).request("GET", "/q")
     assert exc.value.retry_after == 2.0
     assert len(script.requests) == 3
 
@@ -261,7 +260,7 @@ async def test_query_is_retried_after_connection_drop(
     """A GET whose connection died is retried freely."""
     script, url = scripted
     script.replies = ["reset", (200, {"code": 0, "message": "ok", "data": {"x": 1}}, {})]
-    assert await transport(session, url, []).request("GET", "/q", idempotent=True) == {"x": 1}
+    assert await transport(session, url, []).request("GET", "/q") == {"x": 1}
 
 
 async def test_connect_error_is_retried_even_for_submit(session: aiohttp.ClientSession) -> None:
@@ -289,7 +288,7 @@ async def test_headers_carry_auth_and_user_agent(
 ) -> None:
     """Every request has the bearer key and the SDK's own User-Agent."""
     script, url = scripted
-    await transport(session, url, []).request("GET", "/q", idempotent=True)
+    await transport(session, url, []).request("GET", "/q")
     headers = script.requests[0]["headers"]
     assert headers["Authorization"] == f"Bearer {API_KEY}"
     assert headers["User-Agent"] == USER_AGENT
@@ -304,7 +303,7 @@ async def test_key_never_logged_at_debug(
     caplog.set_level(logging.DEBUG, logger="ketchup_async")
     with pytest.raises(ServerError) as exc:
         await transport(session, server.base_url, [], retries=1).request(
-            "GET", "/api/task/query", params={"task_id": "ta1"}, idempotent=True
+            "GET", "/api/task/query", params={"task_id": "ta1"}
         )
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "GET /api/task/query -> 500" in text
